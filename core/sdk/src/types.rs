@@ -1,0 +1,218 @@
+//! The plain Rust values plugin authors see: requests, outcomes, message metadata, replies.
+//!
+//! They never cross the boundary as they are; `abi` converts them to and from their `#[repr(C)]` forms.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A secret (password, plaintext-equivalent key) whose `Debug` output is redacted, so that it cannot
+/// reach a log line by accident. Read it with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret value.
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// Reads the secret. Call sites are easy to audit by searching for `expose`.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// Mechanism names as they appear in [`AuthRequest::mechanism`].
+pub mod mechanism {
+    /// RFC 1939 USER followed by PASS.
+    pub const USER_PASS: &str = "USER";
+    /// SASL PLAIN (RFC 4616).
+    pub const PLAIN: &str = "PLAIN";
+    /// SASL LOGIN.
+    pub const LOGIN: &str = "LOGIN";
+}
+
+/// A request to check a user's password.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    /// How the client authenticated (see [`mechanism`]).
+    pub mechanism: String,
+    /// The login name as the client sent it.
+    pub user: String,
+    /// The password.
+    pub password: Secret<String>,
+    /// SASL authorization identity, when the client asked to act as someone else.
+    pub authzid: Option<String>,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// The server address the client connected to.
+    pub local: Option<SocketAddr>,
+    /// Whether the connection is encrypted.
+    pub tls: bool,
+}
+
+/// RFC 2449 §6.7 EXPIRE: how long the server keeps retrieved mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expire {
+    /// `EXPIRE NEVER`.
+    Never,
+    /// `EXPIRE n`: days.
+    Days(u32),
+}
+
+/// A successful authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// The canonical user name, if the backend knows better than the login name (case, aliases).
+    pub user: Option<String>,
+    /// Where the mail is, if the backend says (passwd-file home, LDAP attribute); otherwise the store
+    /// derives it from the user name.
+    pub mailbox: Option<String>,
+    /// Per-user RFC 2449 LOGIN-DELAY in seconds.
+    pub login_delay: Option<u32>,
+    /// Per-user RFC 2449 EXPIRE.
+    pub expire: Option<Expire>,
+}
+
+/// What an auth backend decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The credentials are right.
+    Accept(Accepted),
+    /// Unknown user or wrong password (the client must not be able to tell which).
+    Reject,
+    /// The backend could not decide now (directory down); the client gets `-ERR [SYS/TEMP]`.
+    TempFail(String),
+}
+
+/// A request to open a user's maildrop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRequest {
+    /// The authenticated user name.
+    pub user: String,
+    /// The mailbox location the auth backend gave, if any.
+    pub mailbox: Option<String>,
+}
+
+/// One message of a maildrop snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// Exactly the number of octets the body stream yields (CRLF line ends, no dot-stuffing).
+    pub size: u64,
+    /// RFC 1939 unique-id: 1 to 70 characters in 0x21..=0x7E, stable across sessions.
+    pub uidl: String,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitReport {
+    /// Messages removed (including ones that had already vanished).
+    pub deleted: u64,
+    /// Messages that could not be removed.
+    pub failed: u64,
+}
+
+/// Session states in which an extension verb is valid (a bit set).
+pub mod states {
+    /// RFC 1939 AUTHORIZATION state.
+    pub const AUTHORIZATION: u32 = 1;
+    /// RFC 1939 TRANSACTION state.
+    pub const TRANSACTION: u32 = 2;
+}
+
+/// A verb a command extension provides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerbSpec {
+    /// The keyword, 3-4 letters by RFC 1939 convention, matched case-insensitively.
+    pub verb: String,
+    /// Bit set of [`states`] in which the verb is valid.
+    pub states: u32,
+    /// The line it adds to CAPA, if any.
+    pub capability: Option<String>,
+    /// The most arguments the verb takes.
+    pub max_args: u32,
+}
+
+/// A read-only view of a session, given to command extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionView {
+    /// The authenticated user, once logged in.
+    pub user: Option<String>,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// Whether the connection is encrypted.
+    pub tls: bool,
+    /// Sizes of the messages in the snapshot (empty before login).
+    pub message_sizes: Vec<u64>,
+}
+
+/// A call of an extension verb.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionCall {
+    /// The verb, uppercase.
+    pub verb: String,
+    /// The arguments.
+    pub args: Vec<String>,
+    /// The session it came from.
+    pub session: SessionView,
+}
+
+/// A POP3 reply from an extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// `+OK` (true) or `-ERR` (false).
+    pub ok: bool,
+    /// An RFC 2449 response code without brackets, such as `SYS/TEMP`.
+    pub code: Option<String>,
+    /// The text after the status.
+    pub text: String,
+    /// For a multi-line reply, its lines (the core dot-stuffs and terminates them).
+    pub lines: Option<Vec<String>>,
+}
+
+impl Reply {
+    /// A single-line `+OK text`.
+    pub fn ok(text: impl Into<String>) -> Self {
+        Reply {
+            ok: true,
+            code: None,
+            text: text.into(),
+            lines: None,
+        }
+    }
+
+    /// A single-line `-ERR text`.
+    pub fn err(text: impl Into<String>) -> Self {
+        Reply {
+            ok: false,
+            code: None,
+            text: text.into(),
+            lines: None,
+        }
+    }
+
+    /// A multi-line `+OK text` followed by `lines`.
+    pub fn multi(text: impl Into<String>, lines: Vec<String>) -> Self {
+        Reply {
+            ok: true,
+            code: None,
+            text: text.into(),
+            lines: Some(lines),
+        }
+    }
+}
+
+/// What a command extension says after a successful login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginDecision {
+    /// Let the session proceed.
+    Allow,
+    /// Refuse the login with this (error) reply; the session stays in AUTHORIZATION.
+    Refuse(Reply),
+}
