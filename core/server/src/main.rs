@@ -1,1 +1,175 @@
-fn main() {}
+//! The `poppet` command: serve, check a config, hash a password.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use poppet::plugins;
+use poppet::{Config, Shared};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Poppet, a POP3 server built from plugins.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The RON config file (for serving).
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse the config, load the plugins, print what was loaded and the listeners; exit non-zero on
+    /// any problem.
+    Check,
+    /// Print a password hash for a passwd-file, like `doveadm pw`.
+    Pw {
+        /// Scheme: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT, ARGON2ID, SSHA256, SSHA512, PLAIN.
+        #[arg(short, long, default_value = "SHA512-CRYPT")]
+        scheme: String,
+        /// The password; read from standard input when absent (so it stays out of shell history).
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Rounds / cost for the schemes that have one.
+        #[arg(short, long)]
+        rounds: Option<u32>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Pw {
+            scheme,
+            password,
+            rounds,
+        }) => pw(&scheme, password, rounds),
+        Some(Command::Check) => config_path(&cli.config).and_then(|p| check(&p)),
+        None => config_path(&cli.config).and_then(|p| serve(&p)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("poppet: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_path(config: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    config
+        .clone()
+        .context("no config given: use --config FILE (see examples/quickstart.ron)")
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<(Config, plugins::Plugins)> {
+    let config = Config::load(path)?;
+    let plugins = plugins::load(&config)?;
+    Ok((config, plugins))
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    let (config, plugins) = load(path)?;
+    println!("config {}: ok", path.display());
+    for p in &plugins.loaded {
+        let active = match p.kind {
+            poppet::config::PluginKind::Auth => p.name == config.auth,
+            poppet::config::PluginKind::Store => p.name == config.store,
+            poppet::config::PluginKind::Extension => config.extensions.contains(&p.name),
+        };
+        println!(
+            "plugin {} `{}`: {} from {}{}",
+            p.kind.name(),
+            p.name,
+            p.library,
+            p.path.display(),
+            if active { " (active)" } else { "" }
+        );
+    }
+    for l in &config.listeners {
+        println!("listener {}", l.address);
+    }
+    Ok(())
+}
+
+fn serve(path: &std::path::Path) -> anyhow::Result<()> {
+    let (config, plugins) = load(path)?;
+    let listeners = smol::block_on(async {
+        let mut bound = Vec::new();
+        for l in &config.listeners {
+            let listener = smol::net::TcpListener::bind(l.address)
+                .await
+                .with_context(|| format!("cannot listen on {}", l.address))?;
+            bound.push(listener);
+        }
+        anyhow::Ok(bound)
+    })?;
+    {
+        // One line per listener on stdout, so scripts and tests learn ports chosen with port 0.
+        let mut out = std::io::stdout().lock();
+        for l in &listeners {
+            let addr = l.local_addr()?;
+            log::info!("listening on {addr}");
+            writeln!(out, "listening on {addr}")?;
+        }
+        out.flush()?;
+    }
+    let shared = Arc::new(Shared::new(config, plugins));
+    let ex = Arc::new(smol::Executor::new());
+    let signals =
+        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+            .context("cannot install signal handlers")?;
+    let stop = async move {
+        use futures_lite::StreamExt as _;
+        let mut signals = signals;
+        if let Some(Ok(sig)) = signals.next().await {
+            log::info!("received {sig:?}");
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
+    let workers: Vec<_> = (1..threads)
+        .map(|_| {
+            let ex = Arc::clone(&ex);
+            let done = done_rx.clone();
+            std::thread::spawn(move || {
+                smol::block_on(ex.run(async move { done.recv().await.ok() }))
+            })
+        })
+        .collect();
+    smol::block_on(ex.run(poppet::server::run(
+        Arc::clone(&ex),
+        shared,
+        listeners,
+        stop,
+    )));
+    drop(done_tx);
+    for w in workers {
+        let _ = w.join();
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+fn pw(scheme: &str, password: Option<String>, rounds: Option<u32>) -> anyhow::Result<()> {
+    let scheme = poppet_password::Scheme::from_name(scheme)?;
+    let password = match password {
+        Some(p) => p,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let hash = match rounds {
+        Some(r) => poppet_password::hash_with_rounds(scheme, password.as_bytes(), r)?,
+        None => poppet_password::hash(scheme, password.as_bytes())?,
+    };
+    println!("{hash}");
+    Ok(())
+}

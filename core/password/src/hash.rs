@@ -1,0 +1,309 @@
+//! A stored password hash in Dovecot's `{SCHEME}data` form, and checking passwords against it.
+//!
+//! Parsing validates the data for its scheme, so a malformed line is reported when a passwd-file is loaded rather
+//! than turning into a failed login later. A string without `{SCHEME}` is read the way Dovecot's passwd-file reads
+//! it, as its default scheme `CRYPT`: the `$id$` prefix says which algorithm it is.
+//!
+//! Verification compares in constant time wherever the scheme allows: the crypt and Argon2 libraries compare
+//! digests in constant time, SSHA digests go through `subtle`, and PLAIN compares SHA-512 digests of both sides
+//! so that not even the length of the stored password leaks.
+
+use std::fmt;
+use std::hint::black_box;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha512};
+use subtle::ConstantTimeEq;
+
+use crate::error::ParseError;
+use crate::scheme::Scheme;
+use crate::{argon, crypt, ssha};
+
+/// A parsed, validated password hash. `Debug` shows the scheme only.
+#[derive(Clone)]
+pub struct PasswordHash {
+    scheme: Scheme,
+    /// The text after `{SCHEME}` (the whole string for a bare crypt hash), already validated for `scheme`.
+    data: String,
+}
+
+impl PasswordHash {
+    /// Parses `{SCHEME}data`, or a bare crypt string (`$6$...`, `$5$...`, `$2y$...`).
+    ///
+    /// The scheme name is case-insensitive. `{CRYPT}`, `{SHA512-CRYPT}`, `{SHA256-CRYPT}` and `{BLF-CRYPT}` all
+    /// mean "libc crypt" to Dovecot, so for them the algorithm comes from the data's prefix and [`Self::scheme`]
+    /// reports the real one. Nothing is trimmed: a PLAIN password may end in a space.
+    pub fn parse(text: &str) -> Result<PasswordHash, ParseError> {
+        if text.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        let Some(after_brace) = text.strip_prefix('{') else {
+            return Self::crypt(text);
+        };
+        let (name, data) = after_brace
+            .split_once('}')
+            .ok_or(ParseError::UnterminatedScheme)?;
+        // An empty `{PLAIN}` would let an empty password in; no scheme has empty data legitimately.
+        if data.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        if name.eq_ignore_ascii_case("CRYPT") {
+            return Self::crypt(data);
+        }
+        let scheme = Scheme::from_name(name)?;
+        match scheme {
+            _ if scheme.is_crypt() => return Self::crypt(data),
+            Scheme::Argon2id => argon::check(data)?,
+            Scheme::Ssha256 | Scheme::Ssha512 => ssha::check(scheme, data)?,
+            _ => {}
+        }
+        Ok(PasswordHash {
+            scheme,
+            data: data.to_owned(),
+        })
+    }
+
+    fn crypt(data: &str) -> Result<PasswordHash, ParseError> {
+        let scheme = crypt::classify(data)?;
+        Ok(PasswordHash {
+            scheme,
+            data: data.to_owned(),
+        })
+    }
+
+    /// The scheme this hash is verified with.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// A hash of the same scheme and cost that no real password was hashed into, for timing only.
+    fn dummy_like(&self) -> PasswordHash {
+        let data = match self.scheme {
+            Scheme::Sha512Crypt | Scheme::Sha256Crypt | Scheme::BlfCrypt => {
+                crypt::dummy_like(&self.data)
+            }
+            Scheme::Argon2id => argon::dummy_like(&self.data),
+            Scheme::Ssha256 | Scheme::Ssha512 => ssha::dummy_like(self.scheme, &self.data),
+            Scheme::Plain => String::from("\0poppet-dummy"),
+        };
+        PasswordHash {
+            scheme: self.scheme,
+            data,
+        }
+    }
+}
+
+impl FromStr for PasswordHash {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PasswordHash::parse(s)
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHash")
+            .field("scheme", &self.scheme)
+            .field("data", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+/// Whether `password` matches `hash`. Constant time in the password where the scheme allows (see module docs).
+///
+/// The cost is the scheme's: microseconds for SSHA and PLAIN, milliseconds for the crypt schemes and Argon2.
+pub fn verify(hash: &PasswordHash, password: &[u8]) -> bool {
+    match hash.scheme {
+        Scheme::Sha512Crypt | Scheme::Sha256Crypt | Scheme::BlfCrypt => {
+            crypt::verify(&hash.data, password)
+        }
+        Scheme::Argon2id => argon::verify(&hash.data, password),
+        Scheme::Ssha256 | Scheme::Ssha512 => ssha::verify(hash.scheme, &hash.data, password),
+        Scheme::Plain => {
+            let stored = Sha512::digest(hash.data.as_bytes());
+            let given = Sha512::digest(password);
+            stored.as_slice().ct_eq(given.as_slice()).into()
+        }
+    }
+}
+
+/// The password itself, when the stored form allows recovering it (only PLAIN).
+///
+/// Challenge-response mechanisms (APOP's MD5 digest, SCRAM) need the plaintext or something derived from it; a
+/// hashed password cannot serve them, so callers should not offer those mechanisms for such users.
+pub fn plaintext_equivalent(hash: &PasswordHash) -> Option<&[u8]> {
+    match hash.scheme {
+        Scheme::Plain => Some(hash.data.as_bytes()),
+        _ => None,
+    }
+}
+
+/// The fixed hash [`dummy_verify`] checks against: SHA512-CRYPT at 5000 rounds, Dovecot's default scheme and
+/// cost, with an all-zero digest. Made by [`PasswordHash::dummy_like`] from a default SHA512-CRYPT string.
+const DUMMY_SHA512_CRYPT: &str = concat!(
+    "$6$poppetdummysalt$",
+    "......................................................................................"
+);
+
+/// Spends the time of a SHA512-CRYPT check (Dovecot's default scheme) and discards the result.
+///
+/// Call it when the user does not exist, so that an unknown user takes as long as a wrong password and login
+/// names cannot be probed by timing. Prefer [`dummy_verify_like`] when the real hashes use another scheme or cost.
+pub fn dummy_verify(password: &[u8]) {
+    match PasswordHash::parse(DUMMY_SHA512_CRYPT) {
+        Ok(dummy) => {
+            black_box(verify(&dummy, black_box(password)));
+        }
+        Err(_) => debug_assert!(false, "the built-in dummy hash must parse"),
+    }
+}
+
+/// Spends the time of checking `password` against a hash like `template` (same scheme and cost) and discards the
+/// result. The template's own salt and digest are never used, so any user's hash may serve: a passwd-file plugin
+/// passes, say, the first entry of the file.
+pub fn dummy_verify_like(template: &PasswordHash, password: &[u8]) {
+    black_box(verify(&template.dummy_like(), black_box(password)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let hash = PasswordHash::parse("{PLAIN}hunter2").unwrap();
+        let text = format!("{hash:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("Plain") && text.contains("redacted"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn plain_and_its_aliases() {
+        for text in ["{PLAIN}pw ", "{CLEARTEXT}pw ", "{clear}pw "] {
+            let hash = PasswordHash::parse(text).unwrap();
+            assert_eq!(hash.scheme(), Scheme::Plain);
+            assert!(verify(&hash, b"pw "));
+            assert!(!verify(&hash, b"pw"));
+            assert_eq!(plaintext_equivalent(&hash), Some(&b"pw "[..]));
+        }
+    }
+
+    #[test]
+    fn only_plain_has_a_plaintext_equivalent() {
+        let hash =
+            PasswordHash::parse("$2y$04$EU.r6OstGWBmhUjBV0EAOOxG3ST7reej7zLBC0f.7HRi2FS.GKBHO")
+                .unwrap();
+        assert_eq!(plaintext_equivalent(&hash), None);
+    }
+
+    #[test]
+    fn parse_errors() {
+        let cases: &[(&str, ParseError)] = &[
+            ("", ParseError::Empty),
+            ("{CRYPT}", ParseError::Empty),
+            ("{PLAIN}", ParseError::Empty),
+            ("{NOSUCH}", ParseError::Empty),
+            ("{SHA512-CRYPT", ParseError::UnterminatedScheme),
+            (
+                "{MD5-CRYPT}$1$abc$def",
+                ParseError::UnknownScheme("MD5-CRYPT".into()),
+            ),
+            (
+                "{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72",
+                ParseError::UnknownScheme("PLAIN-MD5".into()),
+            ),
+            (
+                "$1$abcdefgh$xyz",
+                ParseError::UnsupportedCrypt {
+                    prefix: "$1$".into(),
+                },
+            ),
+            (
+                "hunter2",
+                ParseError::UnsupportedCrypt {
+                    prefix: String::new(),
+                },
+            ),
+            (
+                "{CRYPT}$y$j9T$abc$def",
+                ParseError::UnsupportedCrypt {
+                    prefix: "$y$".into(),
+                },
+            ),
+            (
+                "$argon2id$v=19$m=256,t=2,p=1$c2FsdA$aGFzaA",
+                ParseError::UnsupportedCrypt {
+                    prefix: "$argon2id$".into(),
+                },
+            ),
+            (
+                "{BLF-CRYPT}$2x$05$abc",
+                ParseError::UnsupportedCrypt {
+                    prefix: "$2x$".into(),
+                },
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                PasswordHash::parse(text)
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .err(),
+                Some(want.clone()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_data_for_known_schemes() {
+        for text in [
+            "$6$salt$tooshort",
+            "$6$rounds=10$salt$tooshort",
+            "$6$rounds=abc$salt$x",
+            "$6$nodigest",
+            "$6$saltsaltsaltsaltsalt$kAx5Ep0hoFKUhVnhd6ASJ.ZB1G.GwenArPl1xszDzSDivUl6jjEamRlHnFtkZI13kiYwzZRQGEh/8U/BDGWCG0",
+            "$5$salt$!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+            "$2y$05$short",
+            "$2y$99$nfwp90ssnVrar1Qrk/3gcuvQFhdJlthexAH1HTpg36oFE3Z1B0wyS",
+            "$2y$0x$nfwp90ssnVrar1Qrk/3gcuvQFhdJlthexAH1HTpg36oFE3Z1B0wyS",
+            "{ARGON2ID}$argon2id$v=19$m=65536",
+            "{SSHA256}AAAA",
+            "{SSHA512}%%%",
+        ] {
+            let err = PasswordHash::parse(text).unwrap_err();
+            assert!(
+                matches!(err, ParseError::Malformed { .. }),
+                "{text}: {err:?}"
+            );
+            assert!(
+                !err.to_string().contains(text),
+                "error echoes the hash: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn dummy_verify_never_panics_and_dummies_parse() {
+        dummy_verify(b"anything");
+        for text in [
+            "{PLAIN}x",
+            "{SSHA256}LaceSxvQCHaTw6bmHbxQsac+Q/G/OhWx/qOmA4M14w75LhZf",
+            "$2y$04$EU.r6OstGWBmhUjBV0EAOOxG3ST7reej7zLBC0f.7HRi2FS.GKBHO",
+        ] {
+            let template = PasswordHash::parse(text).unwrap();
+            let dummy = template.dummy_like();
+            assert_eq!(dummy.scheme(), template.scheme());
+            if dummy.scheme() != Scheme::Plain {
+                let rendered = format!("{{{}}}{}", dummy.scheme(), dummy.data);
+                PasswordHash::parse(&rendered).unwrap();
+            }
+            assert!(!verify(&dummy, b"x"));
+            dummy_verify_like(&template, b"x");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The AUTHORIZATION state: USER, PASS, APOP and the login verdict.
+//!
+//! RFC 1939 §4: "Once the TCP connection has been opened by a POP3 client, the POP3
+//! server issues a one line greeting. [...] The POP3 session is now in the
+//! AUTHORIZATION state. The client must now identify and authenticate itself to the
+//! POP3 server." RFC 1939 §7 (USER): "If the POP3 server responds with a positive status
+//! indicator ("+OK"), then the client may issue either the PASS command to complete the
+//! authentication, or the QUIT command to terminate the POP3 session."
+//!
+//! The session only collects credentials; the driver checks them (auth backend) and
+//! opens the maildrop (mail store), then reports a [`LoginOutcome`]. Failures carry the
+//! response codes of RFC 2449 §8 and RFC 3206, so clients can tell a wrong password
+//! (`[AUTH]`) from a locked maildrop (`[IN-USE]`) or a broken server (`[SYS/TEMP]`).
+//! USER answers `+OK` for every name, so the server does not reveal which users exist.
+
+use crate::capability::UserPolicy;
+use crate::command::Command;
+use crate::error::ProtoError;
+use crate::event::{AuthRequest, Event, LoginOutcome, Mechanism};
+use crate::response::Response;
+use crate::session::{Account, Pending, Phase, Session};
+use crate::state::State;
+use crate::transaction::Maildrop;
+
+impl Session {
+    /// USER, PASS and APOP.
+    pub(crate) fn authorization(&mut self, command: Command) -> Result<Event, ProtoError> {
+        let Phase::Authorization { user: candidate } = &mut self.phase else {
+            return Err(ProtoError::WrongState {
+                verb: "login".into(),
+                state: self.state(),
+            });
+        };
+        match command {
+            Command::User(name) => {
+                if !self.options.user_pass {
+                    return Err(ProtoError::UserPassDisabled);
+                }
+                *candidate = Some(name);
+                Ok(Event::Reply(Response::ok("send PASS")))
+            }
+            Command::Pass(secret) => {
+                if !self.options.user_pass {
+                    return Err(ProtoError::UserPassDisabled);
+                }
+                // Taking the name means a failed PASS needs a new USER (RFC 1939 §7:
+                // after "-ERR" to PASS the client "may either issue a new
+                // authentication command or may issue the QUIT command").
+                let user = candidate.take().ok_or(ProtoError::PassWithoutUser)?;
+                self.pending = Some(Pending::Auth { user: user.clone() });
+                let request = AuthRequest {
+                    mechanism: Mechanism::UserPass,
+                    user,
+                    secret,
+                };
+                Ok(Event::AuthRequested(request))
+            }
+            Command::Apop { user, digest } => {
+                if self.options.apop_timestamp.is_none() {
+                    return Err(ProtoError::ApopDisabled);
+                }
+                *candidate = None;
+                self.pending = Some(Pending::Auth { user: user.clone() });
+                let request = AuthRequest {
+                    mechanism: Mechanism::Apop,
+                    user,
+                    secret: digest,
+                };
+                Ok(Event::AuthRequested(request))
+            }
+            _ => Err(ProtoError::WrongState {
+                verb: "this command".into(),
+                state: State::Authorization,
+            }),
+        }
+    }
+
+    /// Answers [`Event::AuthRequested`]. On success the session enters TRANSACTION
+    /// with the given snapshot; otherwise it stays in AUTHORIZATION (a new USER is
+    /// needed). The reply is handed out by the next [`Session::next`]. Ignored if no
+    /// login is pending.
+    pub fn auth_completed(&mut self, outcome: LoginOutcome) {
+        let Some(Pending::Auth { user }) = self.pending.clone() else {
+            return;
+        };
+        self.pending = None;
+        self.touch_on_next = true;
+        let reply = match outcome {
+            LoginOutcome::Accepted {
+                messages,
+                expire,
+                login_delay,
+            } => {
+                let maildrop = Maildrop::new(messages);
+                let (count, octets) = maildrop.totals();
+                let policy = UserPolicy {
+                    expire,
+                    login_delay,
+                };
+                self.phase = Phase::Transaction(Account {
+                    user,
+                    maildrop,
+                    policy,
+                });
+                Response::ok(format!(
+                    "Logged in, maildrop has {count} messages ({octets} octets)"
+                ))
+            }
+            LoginOutcome::Rejected => ProtoError::AuthFailed.to_response(),
+            LoginOutcome::InUse => ProtoError::MailboxInUse.to_response(),
+            LoginOutcome::TempFail(text) => ProtoError::Temporary(text).to_response(),
+            LoginOutcome::PermFail(text) => ProtoError::Permanent(text).to_response(),
+            LoginOutcome::LoginDelay => ProtoError::LoginTooSoon.to_response(),
+        };
+        self.queued.push_back(Event::Reply(reply));
+    }
+}

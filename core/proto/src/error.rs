@@ -1,0 +1,284 @@
+//! Every `-ERR` the engine produces, in one table.
+//!
+//! DESIGN.md: "Every error maps to one `-ERR [CODE] text` line in one table (rustls
+//! style), unit-tested." The variants are grouped by who is at fault: the client's
+//! framing or syntax, the client's timing (wrong state, wrong message), the login
+//! outcome reported by the auth backend, and the mail store. [`ProtoError::to_response`]
+//! is the one total mapping to the wire; its text is the `Display` of the error, so logs
+//! and the wire say the same thing.
+
+use crate::response::{Response, ResponseCode};
+use crate::state::State;
+
+/// An error the session answers with `-ERR`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtoError {
+    // The client's framing and syntax.
+    /// The command line exceeds 255 octets including CRLF (RFC 2449 §4).
+    #[error("line too long (at most 255 octets including CRLF)")]
+    LineTooLong,
+    /// The command line contains a control character (NUL, TAB, a stray CR, ...).
+    #[error("command contains control character 0x{0:02X}")]
+    ControlCharacter(u8),
+    /// The command line is not UTF-8.
+    #[error("command is not valid UTF-8")]
+    InvalidUtf8,
+    /// The command line is empty.
+    #[error("empty command")]
+    EmptyCommand,
+    /// The keyword is neither a core command nor a configured extension verb.
+    #[error("unknown command {0}")]
+    UnknownCommand(String),
+    /// A required argument is missing.
+    #[error("{verb} needs {what}")]
+    MissingArgument {
+        /// The command keyword.
+        verb: &'static str,
+        /// What is missing, e.g. "a message number".
+        what: &'static str,
+    },
+    /// More arguments than the command takes.
+    #[error("too many arguments for {0}")]
+    TooManyArguments(&'static str),
+    /// An argument exceeds 40 octets (RFC 1939 §3, RFC 2449 §4).
+    #[error("argument too long (at most 40 octets)")]
+    ArgumentTooLong,
+    /// A number argument is not unsigned decimal.
+    #[error("{what} must be a decimal number, got {value}")]
+    InvalidNumber {
+        /// What the number is, e.g. "message number".
+        what: &'static str,
+        /// The argument as sent.
+        value: String,
+    },
+    /// The APOP digest is not 32 hexadecimal digits (RFC 1939 §7).
+    #[error("APOP digest must be 32 hexadecimal digits")]
+    InvalidDigest,
+
+    // The client's timing.
+    /// The command exists but not in the current state.
+    #[error("{verb} is not valid in the {state} state")]
+    WrongState {
+        /// The command keyword.
+        verb: String,
+        /// The state the session is in.
+        state: State,
+    },
+    /// PASS without a preceding successful USER (RFC 1939 §7).
+    #[error("PASS must follow a successful USER")]
+    PassWithoutUser,
+    /// USER/PASS is switched off by configuration.
+    #[error("USER/PASS login is disabled")]
+    UserPassDisabled,
+    /// APOP is not offered (no timestamp in the greeting).
+    #[error("APOP is not available")]
+    ApopDisabled,
+    /// The message number is 0 or beyond the maildrop.
+    #[error("no such message")]
+    NoSuchMessage,
+    /// The message is marked as deleted (RFC 1939 §5).
+    #[error("message {0} already deleted")]
+    AlreadyDeleted(u64),
+    /// Too many consecutive bad commands; the session closes.
+    #[error("too many bad commands, closing connection")]
+    TooManyBadCommands,
+    /// The autologout timer expired (RFC 1939 §3).
+    #[error("autologout: idle for too long")]
+    IdleTimeout,
+
+    // The login outcome.
+    /// The credentials were rejected (RFC 3206 `AUTH`).
+    #[error("Authentication failed")]
+    AuthFailed,
+    /// The maildrop is locked by another session (RFC 2449 §8.1 `IN-USE`).
+    #[error("maildrop is locked by another session")]
+    MailboxInUse,
+    /// The user logged in too recently (RFC 2449 §8.1 `LOGIN-DELAY`).
+    #[error("logged in too recently, try again later")]
+    LoginTooSoon,
+
+    // The server or a plugin.
+    /// A temporary failure (RFC 3206 `SYS/TEMP`); the text says what failed.
+    #[error("{0}")]
+    Temporary(String),
+    /// A permanent failure (RFC 3206 `SYS/PERM`); the text says what failed.
+    #[error("{0}")]
+    Permanent(String),
+    /// Some deletions failed at QUIT (RFC 1939 §6).
+    #[error("some deleted messages not removed ({failed} failed)")]
+    CommitPartial {
+        /// How many deletions failed.
+        failed: usize,
+    },
+    /// The commit failed as a whole (RFC 1939 §6).
+    #[error("some deleted messages not removed: {0}")]
+    CommitFailed(String),
+    /// The driver answered an action that was never requested (a driver bug).
+    #[error("internal error: no such action pending")]
+    NothingPending,
+}
+
+impl ProtoError {
+    /// The response code this error carries on the wire, if any.
+    pub fn code(&self) -> Option<ResponseCode> {
+        match self {
+            Self::AuthFailed => Some(ResponseCode::Auth),
+            Self::MailboxInUse => Some(ResponseCode::InUse),
+            Self::LoginTooSoon => Some(ResponseCode::LoginDelay),
+            Self::Temporary(_)
+            | Self::CommitPartial { .. }
+            | Self::CommitFailed(_)
+            | Self::NothingPending => Some(ResponseCode::SysTemp),
+            Self::Permanent(_) => Some(ResponseCode::SysPerm),
+            Self::LineTooLong
+            | Self::ControlCharacter(_)
+            | Self::InvalidUtf8
+            | Self::EmptyCommand
+            | Self::UnknownCommand(_)
+            | Self::MissingArgument { .. }
+            | Self::TooManyArguments(_)
+            | Self::ArgumentTooLong
+            | Self::InvalidNumber { .. }
+            | Self::InvalidDigest
+            | Self::WrongState { .. }
+            | Self::PassWithoutUser
+            | Self::UserPassDisabled
+            | Self::ApopDisabled
+            | Self::NoSuchMessage
+            | Self::AlreadyDeleted(_)
+            | Self::TooManyBadCommands
+            | Self::IdleTimeout => None,
+        }
+    }
+
+    /// The `-ERR` line for this error.
+    pub fn to_response(&self) -> Response {
+        Response::err(self.code(), self.to_string())
+    }
+}
+
+impl From<ProtoError> for Response {
+    fn from(error: ProtoError) -> Self {
+        error.to_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProtoError;
+    use crate::state::State;
+
+    /// The whole table, as it goes on the wire.
+    #[test]
+    fn every_error_maps_to_one_line() {
+        let table: Vec<(ProtoError, &str)> = vec![
+            (
+                ProtoError::LineTooLong,
+                "-ERR line too long (at most 255 octets including CRLF)",
+            ),
+            (
+                ProtoError::ControlCharacter(0),
+                "-ERR command contains control character 0x00",
+            ),
+            (ProtoError::InvalidUtf8, "-ERR command is not valid UTF-8"),
+            (ProtoError::EmptyCommand, "-ERR empty command"),
+            (
+                ProtoError::UnknownCommand("STLS".into()),
+                "-ERR unknown command STLS",
+            ),
+            (
+                ProtoError::MissingArgument {
+                    verb: "RETR",
+                    what: "a message number",
+                },
+                "-ERR RETR needs a message number",
+            ),
+            (
+                ProtoError::TooManyArguments("STAT"),
+                "-ERR too many arguments for STAT",
+            ),
+            (
+                ProtoError::ArgumentTooLong,
+                "-ERR argument too long (at most 40 octets)",
+            ),
+            (
+                ProtoError::InvalidNumber {
+                    what: "message number",
+                    value: "-1".into(),
+                },
+                "-ERR message number must be a decimal number, got -1",
+            ),
+            (
+                ProtoError::InvalidDigest,
+                "-ERR APOP digest must be 32 hexadecimal digits",
+            ),
+            (
+                ProtoError::WrongState {
+                    verb: "RETR".into(),
+                    state: State::Authorization,
+                },
+                "-ERR RETR is not valid in the AUTHORIZATION state",
+            ),
+            (
+                ProtoError::PassWithoutUser,
+                "-ERR PASS must follow a successful USER",
+            ),
+            (
+                ProtoError::UserPassDisabled,
+                "-ERR USER/PASS login is disabled",
+            ),
+            (ProtoError::ApopDisabled, "-ERR APOP is not available"),
+            (ProtoError::NoSuchMessage, "-ERR no such message"),
+            (
+                ProtoError::AlreadyDeleted(2),
+                "-ERR message 2 already deleted",
+            ),
+            (
+                ProtoError::TooManyBadCommands,
+                "-ERR too many bad commands, closing connection",
+            ),
+            (
+                ProtoError::IdleTimeout,
+                "-ERR autologout: idle for too long",
+            ),
+            (ProtoError::AuthFailed, "-ERR [AUTH] Authentication failed"),
+            (
+                ProtoError::MailboxInUse,
+                "-ERR [IN-USE] maildrop is locked by another session",
+            ),
+            (
+                ProtoError::LoginTooSoon,
+                "-ERR [LOGIN-DELAY] logged in too recently, try again later",
+            ),
+            (
+                ProtoError::Temporary("store offline".into()),
+                "-ERR [SYS/TEMP] store offline",
+            ),
+            (
+                ProtoError::Permanent("account disabled".into()),
+                "-ERR [SYS/PERM] account disabled",
+            ),
+            (
+                ProtoError::CommitPartial { failed: 2 },
+                "-ERR [SYS/TEMP] some deleted messages not removed (2 failed)",
+            ),
+            (
+                ProtoError::CommitFailed("disk full".into()),
+                "-ERR [SYS/TEMP] some deleted messages not removed: disk full",
+            ),
+            (
+                ProtoError::NothingPending,
+                "-ERR [SYS/TEMP] internal error: no such action pending",
+            ),
+        ];
+        for (error, line) in table {
+            let wire = error.to_response().to_bytes();
+            assert_eq!(
+                String::from_utf8_lossy(&wire),
+                format!("{line}\r\n"),
+                "{error:?}"
+            );
+        }
+    }
+}

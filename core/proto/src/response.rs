@@ -1,0 +1,247 @@
+//! Server responses and their wire encoding.
+//!
+//! RFC 1939 §3: "Responses in the POP3 consist of a status indicator and a keyword
+//! possibly followed by additional information. All responses are terminated by a CRLF
+//! pair." RFC 2449 §4: "The maximum length of the first line of a command response
+//! (including the initial greeting) is unchanged at 512 octets (including the
+//! terminating CRLF)." RFC 2449 §8 adds the optional response code in brackets right
+//! after the status indicator, which RFC 3206 extends with `SYS/TEMP` and `SYS/PERM`.
+//!
+//! Multi-line bodies are byte-stuffed here, per RFC 1939 §3: "If any line of the
+//! multi-line response begins with the termination octet, the line is "byte-stuffed" by
+//! pre-pending the termination octet to that line of the response." Message bodies are
+//! streamed instead, through [`crate::BodyEncoder`].
+//!
+//! Text comes partly from plugins, so constructors replace control characters with
+//! spaces (no CRLF injection) and cap the first line at 512 octets.
+
+/// The status indicator of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// `+OK`.
+    Ok,
+    /// `-ERR`.
+    Err,
+}
+
+/// A response code (RFC 2449 §8, RFC 3206), written as `[CODE]` after `-ERR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseCode {
+    /// `IN-USE`: the maildrop is locked by another session (RFC 2449 §8.1).
+    InUse,
+    /// `LOGIN-DELAY`: the user logged in too recently (RFC 2449 §8.1).
+    LoginDelay,
+    /// `SYS/TEMP`: a temporary system problem (RFC 3206).
+    SysTemp,
+    /// `SYS/PERM`: a permanent system problem (RFC 3206).
+    SysPerm,
+    /// `AUTH`: the credentials were wrong, not the system (RFC 3206).
+    Auth,
+}
+
+impl ResponseCode {
+    /// The code as written between the brackets.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InUse => "IN-USE",
+            Self::LoginDelay => "LOGIN-DELAY",
+            Self::SysTemp => "SYS/TEMP",
+            Self::SysPerm => "SYS/PERM",
+            Self::Auth => "AUTH",
+        }
+    }
+}
+
+/// One response: status, optional code, text, optional multi-line body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    status: Status,
+    code: Option<ResponseCode>,
+    text: String,
+    lines: Option<Vec<String>>,
+}
+
+impl Response {
+    /// The longest first line RFC 2449 §4 allows, CRLF included.
+    pub const MAX_LINE: usize = 512;
+
+    /// A positive response, `+OK <text>`. Empty text gives a bare `+OK`.
+    pub fn ok(text: impl Into<String>) -> Self {
+        Self::build(Status::Ok, None, text.into())
+    }
+
+    /// A negative response, `-ERR [<code>] <text>`.
+    pub fn err(code: Option<ResponseCode>, text: impl Into<String>) -> Self {
+        Self::build(Status::Err, code, text.into())
+    }
+
+    /// Makes this a multi-line response with the given body lines (without CRLF, without
+    /// byte-stuffing; [`Response::encode`] adds both and the terminating `.`).
+    pub fn with_lines<I, S>(mut self, lines: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.lines = Some(
+            lines
+                .into_iter()
+                .map(|line| sanitize(&line.into()))
+                .collect(),
+        );
+        self
+    }
+
+    fn build(status: Status, code: Option<ResponseCode>, text: String) -> Self {
+        let indicator = match status {
+            Status::Ok => "+OK".len(),
+            Status::Err => "-ERR".len(),
+        };
+        let code_len = code.map_or(0, |code| code.as_str().len() + 3);
+        // One space before the text and the CRLF after it.
+        let budget = Self::MAX_LINE.saturating_sub(indicator + code_len + 3);
+        let mut text = sanitize(&text);
+        truncate_at_char(&mut text, budget);
+        Self {
+            status,
+            code,
+            text,
+            lines: None,
+        }
+    }
+
+    /// The status indicator.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Whether this is a `+OK` response.
+    pub fn is_ok(&self) -> bool {
+        self.status == Status::Ok
+    }
+
+    /// The response code, if any.
+    pub fn code(&self) -> Option<ResponseCode> {
+        self.code
+    }
+
+    /// The text of the first line (after status and code).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The multi-line body, if this is a multi-line response.
+    pub fn lines(&self) -> Option<&[String]> {
+        self.lines.as_deref()
+    }
+
+    /// Appends the wire form to `out`: CRLF lines, a byte-stuffed body and `.\r\n` for
+    /// multi-line responses.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(match self.status {
+            Status::Ok => b"+OK",
+            Status::Err => b"-ERR",
+        });
+        if let Some(code) = self.code {
+            out.extend_from_slice(b" [");
+            out.extend_from_slice(code.as_str().as_bytes());
+            out.push(b']');
+        }
+        if !self.text.is_empty() {
+            out.push(b' ');
+            out.extend_from_slice(self.text.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        if let Some(lines) = &self.lines {
+            for line in lines {
+                if line.starts_with('.') {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(line.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b".\r\n");
+        }
+    }
+
+    /// The wire form as a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+/// Replaces control characters (CR and LF included) so text cannot break the framing.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Cuts `text` to at most `max` octets without splitting a character.
+fn truncate_at_char(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Response, ResponseCode};
+
+    fn wire(response: &Response) -> String {
+        String::from_utf8_lossy(&response.to_bytes()).into_owned()
+    }
+
+    #[test]
+    fn single_lines() {
+        assert_eq!(wire(&Response::ok("")), "+OK\r\n");
+        assert_eq!(wire(&Response::ok("2 320")), "+OK 2 320\r\n");
+        assert_eq!(
+            wire(&Response::err(None, "no such message")),
+            "-ERR no such message\r\n"
+        );
+        assert_eq!(
+            wire(&Response::err(Some(ResponseCode::InUse), "locked")),
+            "-ERR [IN-USE] locked\r\n"
+        );
+    }
+
+    #[test]
+    fn multi_line_is_byte_stuffed_and_terminated() {
+        let response = Response::ok("follows").with_lines([".hidden", "plain", "", ".."]);
+        assert_eq!(
+            wire(&response),
+            "+OK follows\r\n..hidden\r\nplain\r\n\r\n...\r\n.\r\n"
+        );
+        assert_eq!(
+            wire(&Response::ok("none").with_lines(Vec::<String>::new())),
+            "+OK none\r\n.\r\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_cannot_inject_lines() {
+        let response = Response::err(None, "bad\r\n+OK fake").with_lines(["a\r\nb"]);
+        assert_eq!(wire(&response), "-ERR bad  +OK fake\r\na  b\r\n.\r\n");
+    }
+
+    #[test]
+    fn first_line_is_capped_at_512_octets() {
+        for code in [None, Some(ResponseCode::LoginDelay)] {
+            let line = Response::err(code, "x".repeat(1000)).to_bytes();
+            assert_eq!(line.len(), 512);
+            assert!(line.ends_with(b"\r\n"));
+        }
+        // Multi-octet characters are never split.
+        let line = Response::ok("\u{e9}".repeat(600)).to_bytes();
+        assert!(line.len() <= 512);
+        assert!(String::from_utf8(line).is_ok());
+    }
+}

@@ -1,0 +1,318 @@
+//! The server's RON config: parsed raw (serde, `deny_unknown_fields`), then validated into typed
+//! settings. Every error names the file, line and column and says what was expected.
+//!
+//! Plugin sections are not parsed here: each travels to its plugin as its exact text, and a plugin's
+//! error position inside that text is translated back to the file (see [`PluginSpec::locate`]).
+
+mod duration;
+mod raw;
+
+pub use duration::parse_duration;
+
+use raw::{Located, RawConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config error: where, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line (0 when the error has no position, such as a file that cannot be read).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// The kinds of plugin, as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// An auth backend.
+    Auth,
+    /// A mail store.
+    Store,
+    /// A command extension.
+    Extension,
+}
+
+impl PluginKind {
+    /// The name used in the config and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginKind::Auth => "auth",
+            PluginKind::Store => "store",
+            PluginKind::Extension => "extension",
+        }
+    }
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Address and port; port 0 picks a free port (tests).
+    pub address: SocketAddr,
+}
+
+/// One plugin instance to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// A path (contains `/`) or a bare library name looked up in the plugin directory.
+    pub library: String,
+    /// Its kind.
+    pub kind: PluginKind,
+    /// The factory name, which is also the instance's name in `auth`/`store`/`extensions`.
+    pub name: String,
+    /// The exact RON text of its `settings` (`()` when absent).
+    pub settings: String,
+    /// Where `settings` starts in the file (1-based line, column).
+    pub settings_at: (usize, usize),
+    /// Where the entry's `library` value is, for load errors.
+    pub library_at: (usize, usize),
+}
+
+impl PluginSpec {
+    /// Translates a position inside [`PluginSpec::settings`] to the config file.
+    pub fn locate(&self, line: u32, column: u32) -> (usize, usize) {
+        let (l0, c0) = self.settings_at;
+        let (line, column) = (line as usize, column as usize);
+        if line <= 1 {
+            (l0, c0 + column.saturating_sub(1))
+        } else {
+            (l0 + line - 1, column)
+        }
+    }
+}
+
+/// Limits, each with the reason for its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// RFC 1939 §3: "an inactivity autologout timer ... of at least 10 minutes". Default 10 minutes.
+    pub idle_timeout: Duration,
+    /// Total concurrent connections. Default 1000, Dovecot's `default_client_limit`.
+    pub max_connections: u32,
+    /// Concurrent connections from one IP address. Default 20: a household or office behind one NAT
+    /// with several clients polling, while one host cannot take every slot.
+    pub max_connections_per_ip: u32,
+    /// How long sessions may run on after SIGTERM before they are cut (committing nothing). Default
+    /// 10 s: enough to finish a typical RETR, short enough for a service manager's stop timeout (90 s).
+    pub shutdown_grace: Duration,
+    /// Consecutive bad commands before the server hangs up. Default 20, like Dovecot's pop3 login.
+    pub max_bad_commands: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            idle_timeout: Duration::from_secs(600),
+            max_connections: 1000,
+            max_connections_per_ip: 20,
+            shutdown_grace: Duration::from_secs(10),
+            max_bad_commands: 20,
+        }
+    }
+}
+
+/// The validated config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Listening sockets.
+    pub listeners: Vec<Listener>,
+    /// Where bare library names are looked up; `None` = the running binary's directory.
+    pub plugin_dir: Option<PathBuf>,
+    /// Plugin instances, in file order.
+    pub plugins: Vec<PluginSpec>,
+    /// The active auth backend (a plugin `name` of kind auth).
+    pub auth: String,
+    /// The active mail store (a plugin `name` of kind store).
+    pub store: String,
+    /// Active command extensions, in order.
+    pub extensions: Vec<String>,
+    /// Limits.
+    pub limits: Limits,
+    /// Whether APOP is offered (needs a backend with plaintext-equivalent secrets). Default off:
+    /// APOP's MD5 challenge needs the password stored in the clear.
+    pub apop: bool,
+    /// The greeting text after `+OK`.
+    pub greeting: String,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read config: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates config text (`path` is for messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig<'_> = poppet_sdk::config::ron_options()
+            .from_str(text)
+            .map_err(|e| ConfigError {
+                file: path.to_owned(),
+                line: e.span.start.line,
+                column: e.span.start.col,
+                message: e.code.to_string(),
+            })?;
+        Validator { path, text }.validate(raw)
+    }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn error(&self, at: (usize, usize), message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.path.to_owned(),
+            line: at.0,
+            column: at.1,
+            message: message.into(),
+        }
+    }
+
+    fn value<T: serde::de::DeserializeOwned>(
+        &self,
+        v: &Located<'_>,
+        what: &str,
+    ) -> Result<T, ConfigError> {
+        v.parse()
+            .map_err(|e| self.error(v.at(self.text), format!("{what}: {e}")))
+    }
+
+    fn duration(
+        &self,
+        v: &Option<Located<'_>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let s: String = self.value(v, key)?;
+        parse_duration(&s).map_err(|e| self.error(v.at(self.text), format!("{key}: {e}")))
+    }
+
+    fn validate(&self, raw: RawConfig<'_>) -> Result<Config, ConfigError> {
+        let mut listeners = Vec::new();
+        for l in &raw.listeners {
+            let s: String = self.value(&l.address, "address")?;
+            let address = s.parse().map_err(|_| {
+                self.error(l.address.at(self.text), format!("address: expected \"ip:port\" such as \"127.0.0.1:11110\" or \"[::1]:11110\", found {s:?}"))
+            })?;
+            listeners.push(Listener { address });
+        }
+        if listeners.is_empty() {
+            return Err(self.error(
+                (1, 1),
+                "listeners: expected at least one listener, e.g. [(address: \"127.0.0.1:11110\")]",
+            ));
+        }
+
+        let mut plugins: Vec<PluginSpec> = Vec::new();
+        for p in &raw.plugins {
+            let library: String = self.value(&p.library, "library")?;
+            let name: String = self.value(&p.name, "name")?;
+            let at = p.name.at(self.text);
+            if plugins.iter().any(|q| q.kind == p.kind && q.name == name) {
+                return Err(self.error(
+                    at,
+                    format!("plugins: a second {} plugin named `{name}`", p.kind.name()),
+                ));
+            }
+            let (settings, settings_at) = match &p.settings {
+                Some(s) => (s.text().to_owned(), s.at(self.text)),
+                None => ("()".to_owned(), at),
+            };
+            plugins.push(PluginSpec {
+                library,
+                kind: p.kind,
+                name,
+                settings,
+                settings_at,
+                library_at: p.library.at(self.text),
+            });
+        }
+
+        let pick = |v: &Located<'_>, kind: PluginKind, key: &str| -> Result<String, ConfigError> {
+            let name: String = self.value(v, key)?;
+            if plugins.iter().any(|p| p.kind == kind && p.name == name) {
+                return Ok(name);
+            }
+            let known: Vec<&str> = plugins
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.name.as_str())
+                .collect();
+            Err(self.error(
+                v.at(self.text),
+                format!(
+                    "{key}: no {} plugin named `{name}` in `plugins` (expected one of: {})",
+                    kind.name(),
+                    if known.is_empty() {
+                        "none defined".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ))
+        };
+        let auth = pick(&raw.auth, PluginKind::Auth, "auth")?;
+        let store = pick(&raw.store, PluginKind::Store, "store")?;
+        let extensions = raw
+            .extensions
+            .iter()
+            .map(|e| pick(e, PluginKind::Extension, "extensions"))
+            .collect::<Result<_, _>>()?;
+
+        let defaults = Limits::default();
+        let l = &raw.limits;
+        let limits = Limits {
+            idle_timeout: self.duration(&l.idle_timeout, "idle_timeout", defaults.idle_timeout)?,
+            max_connections: l.max_connections.unwrap_or(defaults.max_connections),
+            max_connections_per_ip: l
+                .max_connections_per_ip
+                .unwrap_or(defaults.max_connections_per_ip),
+            shutdown_grace: self.duration(
+                &l.shutdown_grace,
+                "shutdown_grace",
+                defaults.shutdown_grace,
+            )?,
+            max_bad_commands: l.max_bad_commands.unwrap_or(defaults.max_bad_commands),
+        };
+        if limits.idle_timeout < Duration::from_secs(600) {
+            log::warn!(
+                "{}: idle_timeout {:?} is below RFC 1939's minimum of 10 minutes",
+                self.path.display(),
+                limits.idle_timeout
+            );
+        }
+
+        Ok(Config {
+            path: self.path.to_owned(),
+            listeners,
+            plugin_dir: raw.plugin_dir.map(PathBuf::from),
+            plugins,
+            auth,
+            store,
+            extensions,
+            limits,
+            apop: raw.apop,
+            greeting: raw.greeting.unwrap_or_else(|| "Poppet ready.".to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+use super::*;
+
+const GOOD: &str = r#"(
+    listeners: [(address: "127.0.0.1:0")],
+    plugins: [
+        (library: "poppet_auth_passwd", kind: auth, name: "passwd", settings: (file: "users")),
+        (library: "./libx.so", kind: store, name: "maildir",
+         settings: (path: "/var/mail/%u")),
+    ],
+    auth: "passwd",
+    store: "maildir",
+    limits: (idle_timeout: "15m"),
+)"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("poppet.ron"), text)
+}
+
+#[test]
+fn good_config_parses_with_settings_text_and_position() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.listeners[0].address, "127.0.0.1:0".parse().unwrap());
+    assert_eq!(c.auth, "passwd");
+    assert_eq!(c.plugins[0].settings, r#"(file: "users")"#);
+    assert_eq!(c.plugins[1].settings, r#"(path: "/var/mail/%u")"#);
+    // The store's settings start on line 6, column 20 ("(path").
+    assert_eq!(c.plugins[1].settings_at, (6, 20));
+    assert_eq!(c.plugins[1].locate(1, 2), (6, 21));
+    assert_eq!(c.plugins[1].locate(2, 3), (7, 3));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(900));
+    assert_eq!(c.limits.max_connections, Limits::default().max_connections);
+}
+
+#[test]
+fn unknown_key_is_reported_with_position() {
+    let e = parse(&GOOD.replace("limits:", "limitz:")).unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.file.to_str().unwrap()),
+        (10, 5, "poppet.ron"),
+        "{e}"
+    );
+    assert!(e.message.contains("limitz"), "{e}");
+}
+
+#[test]
+fn syntax_error_is_reported_with_position() {
+    let e = parse("(\n  listeners: [(address: \"x\"\n").unwrap_err();
+    assert_eq!((e.line, e.column), (2, 28), "{e}");
+    assert!(e.message.contains("Expected comma"), "{e}");
+}
+
+#[test]
+fn bad_address_points_at_the_value() {
+    let e = parse(&GOOD.replace("127.0.0.1:0", "localhost")).unwrap_err();
+    assert_eq!((e.line, e.column), (2, 27), "{e}");
+    assert!(e.message.contains("expected \"ip:port\""), "{e}");
+}
+
+#[test]
+fn active_plugin_must_exist_with_the_right_kind() {
+    let e = parse(&GOOD.replace("auth: \"passwd\"", "auth: \"maildir\"")).unwrap_err();
+    assert_eq!((e.line, e.column), (8, 11), "{e}");
+    assert!(e.message.contains("no auth plugin named `maildir`"), "{e}");
+    assert!(e.message.contains("passwd"), "{e}");
+}
+
+#[test]
+fn bad_duration_points_at_the_value() {
+    let e = parse(&GOOD.replace("\"15m\"", "\"soon\"")).unwrap_err();
+    assert_eq!((e.line, e.column), (10, 28), "{e}");
+    assert!(e.message.contains("idle_timeout"), "{e}");
+}
+
+#[test]
+fn duplicate_plugins_are_refused() {
+    let text = GOOD
+        .replace("name: \"maildir\"", "name: \"passwd\"")
+        .replace("kind: store", "kind: auth");
+    let e = parse(&text).unwrap_err();
+    assert!(
+        e.message.contains("a second auth plugin named `passwd`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let e = Config::load(Path::new("/nonexistent/poppet.ron")).unwrap_err();
+    assert!(e.to_string().contains("cannot read config"), "{e}");
+}
