@@ -419,6 +419,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 return Ok(());
             }
         };
+        // Until the first flush, a failing body can still be taken back and answered with -ERR.
+        let mark = self.out.len();
+        let mut flushed = false;
         self.session.transfer_started().encode(&mut self.out);
         let mut encoder = poppet_proto::BodyEncoder::new(top_lines);
         let mut buf = vec![0u8; BODY_CHUNK];
@@ -426,13 +429,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         loop {
             let n = match body.read(&mut buf).await {
                 Ok(n) => n,
+                Err(e) if !flushed => {
+                    log::error!("session {}: message {} failed while reading: {e}", self.conn.id, index + 1);
+                    self.out.truncate(mark);
+                    let failure = Failure::Temporary("cannot read message, try again later".into());
+                    self.session.transfer_failed(failure).encode(&mut self.out);
+                    return Ok(());
+                }
                 Err(e) => {
-                    // A multi-line reply cannot be taken back: close rather than send a short message.
-                    log::error!(
-                        "session {}: message {} failed mid-transfer: {e}",
-                        self.conn.id,
-                        index + 1
-                    );
+                    // Part of the reply is on the wire and cannot be taken back: close rather than let
+                    // a short message look complete.
+                    log::error!("session {}: message {} failed mid-transfer: {e}", self.conn.id, index + 1);
                     return Err(e);
                 }
             };
@@ -444,6 +451,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             if self.out.len() >= FLUSH_AT {
                 self.sent_octets += self.out.len() as u64;
                 self.flush().await?;
+                flushed = true;
             }
             if progress == poppet_proto::Progress::Done {
                 break;
