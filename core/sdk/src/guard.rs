@@ -12,7 +12,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Describes a panic payload.
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn payload_text(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -24,9 +24,9 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 fn panic_error(what: &str, payload: Box<dyn Any + Send>) -> PluginError {
     // Dropping the payload could itself panic (rust-lang/rust#86027); leak it instead.
-    let message = format!("plugin panicked in {what}: {}", panic_message(&*payload));
+    // The panic hook installed at load has already logged the location.
+    let message = format!("plugin panicked in {what}: {}", payload_text(&*payload));
     std::mem::forget(payload);
-    log::error!("{message}");
     PluginError::new(ErrorCode::PANIC, message)
 }
 

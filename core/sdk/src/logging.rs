@@ -44,6 +44,16 @@ pub(crate) fn install(host: &'static HostApi) {
         // Fails only if this library already has a logger, in which case it keeps it.
         let _ = log::set_logger(&FORWARDER);
         log::set_max_level(level_filter(host.max_log_level));
+        // This library has its own copy of std and so its own panic hook, which would print to stderr
+        // with a backtrace. Route panics through the log instead: one line with the location. The
+        // panic itself is caught by the SDK's guard and becomes an error for the one session.
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            log::error!(target: "poppet_sdk::panic", "plugin panic at {location}: {}", crate::guard::payload_text(info.payload()));
+        }));
     }
 }
 

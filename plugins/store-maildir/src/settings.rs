@@ -1,0 +1,200 @@
+//! The plugin's settings and the mailbox path they lead to.
+//!
+//! Settings come in two layers, as everywhere in Poppet: [`RawSettings`] is what serde reads from the
+//! RON text (unknown keys are errors), [`Settings`] is the validated form the store works with, so a
+//! bad template or duration is refused when the server loads its config, not at the first login.
+//!
+//! The user name is the one input here that comes from a client. It is checked before any path is
+//! built, so no login name can make the template point outside the directory it was meant for.
+
+use poppet_sdk::{ErrorCode, PluginError};
+use serde::Deserialize;
+use std::path::{Component, PathBuf};
+use std::time::Duration;
+
+/// How long a lock file may go without being written or touched before another session may take
+/// it over: longer than RFC 1939 §3's minimum autologout timer of 10 minutes with room for a slow
+/// download, and an active session touches its lock on every retrieval, so only a crashed session's
+/// lock grows this old.
+const DEFAULT_LOCK_STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+
+/// The settings as written in the server's RON file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    /// Path template, e.g. `"/var/mail/%u/Maildir"`: `%u` user, `%n` local part, `%d` domain,
+    /// `%%` a percent sign. No default: without it the auth backend must name the mailbox.
+    pub path: Option<String>,
+    /// A directory copied into a user's maildir when it does not exist yet. No default: a new
+    /// maildir normally starts empty.
+    pub skeleton: Option<String>,
+    /// Age after which a lock file is stale, like `"30m"`. Default 30 minutes: longer than
+    /// RFC 1939 §3's 10-minute minimum autologout timer with room for a slow download; an active
+    /// session touches its lock on every retrieval, so only a dead session's lock gets this old.
+    pub lock_stale_after: Option<String>,
+    /// Whether a message read to its end (RETR, or a TOP long enough to cover it all) gets the
+    /// maildir `S` (seen) flag on commit. Default true,
+    /// as Dovecot (`pop3_no_flag_updates = no`) and Courier do, so IMAP clients see it as read.
+    pub mark_seen: Option<bool>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The path template, checked for unknown `%` escapes and for being absolute.
+    pub path: Option<String>,
+    /// The skeleton directory.
+    pub skeleton: Option<PathBuf>,
+    /// See [`RawSettings::lock_stale_after`].
+    pub lock_stale_after: Duration,
+    /// See [`RawSettings::mark_seen`].
+    pub mark_seen: bool,
+}
+
+impl Settings {
+    /// Parses and validates the settings text. Empty text means all defaults.
+    pub fn parse(text: &str) -> Result<Settings, PluginError> {
+        let raw: RawSettings = if text.trim().is_empty() {
+            RawSettings::default()
+        } else {
+            poppet_sdk::config::parse(text)?
+        };
+        Settings::validate(raw)
+    }
+
+    /// Turns raw settings into validated ones.
+    pub fn validate(raw: RawSettings) -> Result<Settings, PluginError> {
+        if let Some(template) = &raw.path {
+            // Expanding with a harmless user finds unknown escapes now rather than at login.
+            let probe = expand(template, "user@example.org").map_err(|e| config("path", &e))?;
+            if !probe.is_absolute() {
+                return Err(config("path", "must be an absolute path"));
+            }
+        }
+        let lock_stale_after = match &raw.lock_stale_after {
+            Some(text) => parse_duration(text).map_err(|e| config("lock_stale_after", &e))?,
+            None => DEFAULT_LOCK_STALE_AFTER,
+        };
+        if lock_stale_after.is_zero() {
+            return Err(config("lock_stale_after", "must be at least 1s"));
+        }
+        Ok(Settings {
+            path: raw.path,
+            skeleton: raw.skeleton.map(PathBuf::from),
+            lock_stale_after,
+            mark_seen: raw.mark_seen.unwrap_or(true),
+        })
+    }
+
+    /// Where `user`'s maildir is: the auth backend's `mailbox` when given (a plain absolute path,
+    /// optionally prefixed `maildir:` as in Dovecot's `userdb_mail`; anything after a further `:`
+    /// is Dovecot option syntax and ignored), else the template expanded for `user`.
+    ///
+    /// A user name that could escape the template is refused with [`ErrorCode::PERMANENT`]:
+    /// retrying cannot fix it, and it is not an authentication failure (the password was right).
+    pub fn mailbox_path(&self, user: &str, mailbox: Option<&str>) -> Result<PathBuf, PluginError> {
+        if let Some(mailbox) = mailbox {
+            let plain = match mailbox.strip_prefix("maildir:") {
+                Some(rest) => rest.split(':').next().unwrap_or(rest),
+                None => mailbox,
+            };
+            let path = PathBuf::from(plain);
+            if !path.is_absolute() {
+                return Err(PluginError::permanent(format!(
+                    "mailbox {mailbox:?} from the auth backend is not an absolute path"
+                )));
+            }
+            return Ok(path);
+        }
+        let Some(template) = &self.path else {
+            return Err(PluginError::permanent(
+                "no mailbox: the auth backend gave none and no `path` template is set",
+            ));
+        };
+        check_user(user)?;
+        let path = expand(template, user).map_err(PluginError::permanent)?;
+        if path.components().any(|c| c == Component::ParentDir) {
+            return Err(PluginError::permanent(format!(
+                "user name {user:?} leads outside the mail directory"
+            )));
+        }
+        Ok(path)
+    }
+}
+
+/// Refuses user names that could change which directory a template names: empty, `/`, `..`, NUL
+/// or any control character (which also keeps them out of log lines).
+pub fn check_user(user: &str) -> Result<(), PluginError> {
+    let bad = user.is_empty()
+        || user.contains('/')
+        || user.contains("..")
+        || user.chars().any(char::is_control);
+    if bad {
+        return Err(PluginError::new(
+            ErrorCode::PERMANENT,
+            format!("user name {user:?} is not allowed in a mailbox path"),
+        ));
+    }
+    Ok(())
+}
+
+/// Expands `%u`, `%n`, `%d` and `%%` in `template`. Each substituted part must be a usable path
+/// component (not empty, `.` or `..`), so `%n` of `".@x"` cannot name the parent directory.
+pub fn expand(template: &str, user: &str) -> Result<PathBuf, String> {
+    let (local, domain) = match user.rsplit_once('@') {
+        Some((local, domain)) => (local, Some(domain)),
+        None => (user, None),
+    };
+    let mut out = String::with_capacity(template.len() + user.len());
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let part = match chars.next() {
+            Some('%') => {
+                out.push('%');
+                continue;
+            }
+            Some('u') => user,
+            Some('n') => local,
+            Some('d') => domain.ok_or_else(|| format!("user {user:?} has no domain for %d"))?,
+            Some(other) => return Err(format!("unknown escape %{other} (known: %u %n %d %%)")),
+            None => return Err("a lone % at the end (write %% for a percent sign)".into()),
+        };
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(format!(
+                "user {user:?} gives an unusable path part {part:?}"
+            ));
+        }
+        out.push_str(part);
+    }
+    Ok(PathBuf::from(out))
+}
+
+/// Parses a duration written as a number and a unit: `"90s"`, `"30m"`, `"2h"`, `"1d"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like \"30m\""))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+fn config(key: &str, message: &str) -> PluginError {
+    PluginError::config(format!("{key}: {message}"))
+}

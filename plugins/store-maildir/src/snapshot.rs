@@ -1,0 +1,219 @@
+//! Taking the snapshot a session works on: move `new/` into `cur/`, list `cur/`, and find every
+//! message's UIDL and exact size.
+//!
+//! The maildir spec: a reader "looks through the new directory for new messages", moves each to
+//! `cur/` and adds `:2,`; readers must skip names starting with a dot. The snapshot is fixed here:
+//! mail delivered later stays in `new/` until the next session, as RFC 1939 §8 expects (the
+//! maildrop is the one the session locked).
+
+use crate::name;
+use crate::sizes::{self, FileStamp, Loaded, SizeCache};
+use poppet_sdk::{MessageInfo, PluginError};
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Where each message's size came from in one open; the cache is working when a second open shows
+/// `computed == 0`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SizeStats {
+    /// Sizes read from a Maildir++ `,W=` in the file name.
+    pub from_names: usize,
+    /// Sizes read from the `poppet-sizes` cache.
+    pub from_cache: usize,
+    /// Sizes computed by reading the message.
+    pub computed: usize,
+}
+
+/// One message file in `cur/`.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its file name in `cur/` when the snapshot was taken.
+    pub name: OsString,
+    /// The unique part of the name.
+    pub base: Vec<u8>,
+    /// Length and mtime.
+    pub stamp: FileStamp,
+}
+
+/// The messages of one session, in message-number order.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The files.
+    pub entries: Vec<Entry>,
+    /// What the core sees, index for index with `entries`.
+    pub messages: Vec<MessageInfo>,
+    /// Where the sizes came from.
+    pub stats: SizeStats,
+}
+
+/// The delivery time in seconds at the start of a maildir file name, if it has one.
+fn delivery_time(name: &[u8]) -> Option<i64> {
+    let digits = name.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || name.get(digits) != Some(&b'.') {
+        return None;
+    }
+    std::str::from_utf8(&name[..digits]).ok()?.parse().ok()
+}
+
+/// Takes the snapshot of the (locked) maildir at `dir`.
+pub fn take(dir: &Path) -> Result<Snapshot, PluginError> {
+    move_new(dir)?;
+    let mut entries = scan_cur(dir)?;
+    // Delivery order, so message numbers are stable between sessions: the delivery time that the
+    // maildir spec puts at the start of every file name ("time.unique.host"), then mtime, then name.
+    // The name's time comes first because copies (backups, git checkouts, migrations) reset mtimes
+    // but keep names.
+    entries.sort_by_cached_key(|e| {
+        (
+            delivery_time(e.name.as_bytes()).unwrap_or(e.stamp.mtime_sec),
+            e.stamp.mtime_sec,
+            e.stamp.mtime_nsec,
+            e.name.clone(),
+        )
+    });
+    let (cache, loaded) = SizeCache::load(dir);
+    if let Loaded::Corrupt(why) = &loaded {
+        log::warn!("{}: ignoring the size cache ({why})", dir.display());
+    }
+    let mut snapshot = Snapshot::default();
+    let mut uidls = HashSet::new();
+    let mut cached = Vec::new();
+    for entry in entries {
+        let mut uidl = name::uidl(&entry.base);
+        if !uidls.insert(uidl.clone()) {
+            // Two files share a unique part, which the spec forbids; the full name still differs.
+            uidl = name::hex_sha256(entry.name.as_bytes());
+            uidls.insert(uidl.clone());
+        }
+        let size = match name::w_size(&entry.base) {
+            // A `W=` below the file length cannot be right (conversion only adds octets).
+            Some(w) if w >= entry.stamp.len => {
+                snapshot.stats.from_names += 1;
+                w
+            }
+            _ => match cache.get(&uidl, entry.stamp) {
+                Some(size) => {
+                    snapshot.stats.from_cache += 1;
+                    cached.push((uidl.clone(), entry.stamp, size));
+                    size
+                }
+                None => match sizes::compute(&dir.join("cur").join(&entry.name)) {
+                    Ok(size) => {
+                        snapshot.stats.computed += 1;
+                        cached.push((uidl.clone(), entry.stamp, size));
+                        size
+                    }
+                    // Expunged by another reader since we listed it: not part of this snapshot.
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(PluginError::io(format!("reading {uidl}"), &e)),
+                },
+            },
+        };
+        snapshot.messages.push(MessageInfo { size, uidl });
+        snapshot.entries.push(entry);
+    }
+    // Rewrite only when the file would change: new sizes, dropped entries, or a bad file.
+    let changed = snapshot.stats.computed > 0 || cached.len() != cache.len();
+    if changed || matches!(loaded, Loaded::Corrupt(_)) {
+        let rows = cached.iter().map(|(k, s, n)| (k.as_str(), *s, *n));
+        if let Err(e) = sizes::store(dir, rows) {
+            log::warn!("{}: writing the size cache: {e}", dir.display());
+        }
+    }
+    // The e2e tests read this line (RUST_LOG=poppet_store_maildir=debug) to see the cache work.
+    log::debug!(
+        "maildir {}: {} sizes from cache, {} computed, {} from file names",
+        dir.display(),
+        snapshot.stats.from_cache,
+        snapshot.stats.computed,
+        snapshot.stats.from_names
+    );
+    Ok(snapshot)
+}
+
+/// Moves every message in `new/` to `cur/` with an empty flag list.
+///
+/// The move links then unlinks rather than renaming, so a clashing name in `cur/` is never
+/// overwritten (it stays in `new/` with a warning); a half-done earlier move (same file under both
+/// names) is completed. Filesystems without hard links fall back to rename.
+fn move_new(dir: &Path) -> Result<(), PluginError> {
+    let new = dir.join("new");
+    let cur = dir.join("cur");
+    for name in list(&new)? {
+        let from = new.join(&name);
+        let to = cur.join(OsString::from_vec(name::cur_name(name.as_bytes())));
+        let moved = match fs::hard_link(&from, &to) {
+            Ok(()) => fs::remove_file(&from),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                if same_file(&from, &to) {
+                    fs::remove_file(&from)
+                } else {
+                    log::warn!(
+                        "{}: {} clashes with cur/, left in new/",
+                        dir.display(),
+                        to.display()
+                    );
+                    Ok(())
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(_) => fs::rename(&from, &to),
+        };
+        match moved {
+            Ok(()) => {}
+            // Another reader (an IMAP server) moved it first; we find it in cur/.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(PluginError::io(format!("moving {}", from.display()), &e)),
+        }
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Lists the message files in `cur/` with their stamps.
+fn scan_cur(dir: &Path) -> Result<Vec<Entry>, PluginError> {
+    let cur = dir.join("cur");
+    let mut entries = Vec::new();
+    for name in list(&cur)? {
+        let meta = match fs::metadata(cur.join(&name)) {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(PluginError::io(format!("reading {}", cur.display()), &e)),
+        };
+        let stamp = FileStamp {
+            len: meta.len(),
+            mtime_sec: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        };
+        let base = name::base(name.as_bytes()).to_vec();
+        entries.push(Entry { name, base, stamp });
+    }
+    Ok(entries)
+}
+
+/// The names in `dir` that may be messages: not starting with a dot, as the spec requires.
+pub fn list(dir: &Path) -> Result<Vec<OsString>, PluginError> {
+    let read =
+        fs::read_dir(dir).map_err(|e| PluginError::io(format!("listing {}", dir.display()), &e))?;
+    let mut names = Vec::new();
+    for item in read {
+        let item = item.map_err(|e| PluginError::io(format!("listing {}", dir.display()), &e))?;
+        let name = item.file_name();
+        if !name.as_bytes().starts_with(b".") {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,113 @@
+//! The `poppet-sizes` cache: used when valid, never trusted when not.
+
+use super::*;
+use crate::CACHE_FILE;
+
+/// A maildir with three LF-only messages, opened once so the cache exists.
+fn primed() -> (Fixture, PathBuf) {
+    let f = Fixture::new();
+    f.deliver("gil", "new", "1.a", b"one\ntwo\n", 1);
+    f.deliver("gil", "new", "2.b", b"three\n", 2);
+    f.deliver("gil", "cur", "3.c:2,S", b"four\r\n", 3);
+    let first = f.open("gil").expect("open");
+    assert_eq!(first.stats().computed, 3);
+    drop(first);
+    let cache = f.maildir("gil").join(CACHE_FILE);
+    assert!(cache.exists());
+    (f, cache)
+}
+
+fn sizes(drop: &MaildirDrop) -> Vec<u64> {
+    drop.messages().iter().map(|m| m.size).collect()
+}
+
+#[test]
+fn the_second_open_reads_no_bodies() {
+    let (f, _) = primed();
+    let second = f.open("gil").expect("open");
+    let stats = second.stats();
+    assert_eq!((stats.from_cache, stats.computed), (3, 0));
+    assert_eq!(sizes(&second), [10, 7, 6]);
+}
+
+#[test]
+fn a_corrupt_cache_is_rebuilt() {
+    type Damage = fn(&[u8]) -> Vec<u8>;
+    let damages: &[(&str, Damage)] = &[
+        ("garbage", |_| b"\x00\xffnot a cache at all".to_vec()),
+        ("empty", |_| Vec::new()),
+        ("truncated", |b| b[..b.len() / 2].to_vec()),
+        ("no checksum", |b| {
+            let text = String::from_utf8_lossy(b).into_owned();
+            let cut = text.trim_end().rfind('\n').expect("lines");
+            text.as_bytes()[..=cut].to_vec()
+        }),
+        // A size changed by hand (10 -> 99) with the old checksum left in place.
+        ("wrong checksum", |b| {
+            String::from_utf8_lossy(b)
+                .replacen(" 10\n", " 99\n", 1)
+                .into_bytes()
+        }),
+        ("other version", |b| {
+            String::from_utf8_lossy(b)
+                .replacen("poppet-sizes 1", "poppet-sizes 2", 1)
+                .into_bytes()
+        }),
+    ];
+    for (what, damage) in damages {
+        let (f, cache) = primed();
+        let good = std::fs::read(&cache).expect("read");
+        let bad = damage(&good);
+        assert_ne!(bad, good, "{what}");
+        std::fs::write(&cache, bad).expect("write");
+        let again = f.open("gil").expect("open");
+        assert_eq!(again.stats().computed, 3, "{what}");
+        assert_eq!(sizes(&again), [10, 7, 6], "{what}");
+        drop(again);
+        assert_eq!(
+            f.open("gil").expect("open").stats().computed,
+            0,
+            "{what} rebuilt"
+        );
+    }
+}
+
+#[test]
+fn a_stale_entry_is_recomputed() {
+    let (f, _) = primed();
+    // The message changes on disk (it should not, but a cache must not assume it).
+    let path = f.maildir("gil").join("cur").join("2.b:2,");
+    std::fs::write(&path, b"three\nlines\nnow\n").expect("write");
+    set_mtime(&path, 2);
+    let again = f.open("gil").expect("open");
+    let stats = again.stats();
+    assert_eq!((stats.from_cache, stats.computed), (2, 1));
+    assert_eq!(sizes(&again), [10, 19, 6]);
+    assert_eq!(body(&again, 1).len(), 19);
+}
+
+#[test]
+fn entries_of_deleted_messages_are_dropped() {
+    let (f, cache) = primed();
+    let mut maildrop = f.open("gil").expect("open");
+    block_on(maildrop.commit(vec![0])).expect("commit");
+    drop(maildrop);
+    let stale = std::fs::read_to_string(&cache).expect("read");
+    assert!(stale.contains("1.a "));
+    let again = f.open("gil").expect("open");
+    assert_eq!(again.stats().computed, 0);
+    let text = std::fs::read_to_string(&cache).expect("read");
+    assert!(!text.contains("1.a "), "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
+}
+
+#[test]
+fn w_sized_messages_need_no_cache() {
+    let f = Fixture::new();
+    f.deliver("hal", "new", "1.h,S=3,W=4", b"ab\n", 1);
+    let first = f.open("hal").expect("open");
+    assert_eq!(first.stats().from_names, 1);
+    assert_eq!(first.stats().computed, 0);
+    drop(first);
+    assert!(!f.maildir("hal").join(CACHE_FILE).exists());
+}

@@ -1,0 +1,123 @@
+//! UIDLs, sizes, bodies and message order.
+
+use super::*;
+
+#[test]
+fn uidl_is_stable_across_the_move_and_across_opens() {
+    let f = Fixture::new();
+    f.deliver("ann", "new", "1000.M1P1.host", b"a\n", 1000);
+    f.deliver("ann", "cur", "900.M1P1.host:2,S", b"b\n", 900);
+    let first = f.open("ann").expect("open");
+    assert_eq!(uidls(&first), ["900.M1P1.host", "1000.M1P1.host"]);
+    drop(first);
+    let cur = f.maildir("ann").join("cur");
+    assert_eq!(names(&cur), ["1000.M1P1.host:2,", "900.M1P1.host:2,S"]);
+    assert!(names(&f.maildir("ann").join("new")).is_empty());
+    let second = f.open("ann").expect("open");
+    assert_eq!(uidls(&second), ["900.M1P1.host", "1000.M1P1.host"]);
+}
+
+#[test]
+fn sizes_are_exactly_the_bytes_streamed() {
+    let f = Fixture::new();
+    let cases: &[(&str, &[u8], &[u8])] = &[
+        (
+            "1.lf",
+            b"Subject: a\n\nbody\n",
+            b"Subject: a\r\n\r\nbody\r\n",
+        ),
+        (
+            "2.crlf",
+            b"Subject: b\r\n\r\nbody\r\n",
+            b"Subject: b\r\n\r\nbody\r\n",
+        ),
+        (
+            "3.mixed",
+            b"A: 1\r\nB: 2\n\nx\r\ny\n",
+            b"A: 1\r\nB: 2\r\n\r\nx\r\ny\r\n",
+        ),
+        (
+            "4.notrail",
+            b"A: 1\n\nno newline",
+            b"A: 1\r\n\r\nno newline",
+        ),
+        ("5.empty", b"", b""),
+        ("6.plus,S=8,W=11:2,", b"A: 1\n\nx\n", b"A: 1\r\n\r\nx\r\n"),
+    ];
+    for (i, (name, raw, _)) in cases.iter().enumerate() {
+        f.deliver("bob", "cur", name, raw, 100 + i as u64);
+    }
+    // A big LF-only message crosses the reader's chunk boundaries.
+    let big: Vec<u8> = b"0123456789abcdef\n".repeat(20_000);
+    f.deliver("bob", "cur", "7.big", &big, 200);
+    let maildrop = f.open("bob").expect("open");
+    assert_eq!(maildrop.messages().len(), cases.len() + 1);
+    for (i, (name, _, want)) in cases.iter().enumerate() {
+        let got = body(&maildrop, i);
+        assert_eq!(got, *want, "{name}");
+        assert_eq!(maildrop.messages()[i].size, got.len() as u64, "{name}");
+    }
+    let got = body(&maildrop, cases.len());
+    assert_eq!(got.len() as u64, maildrop.messages()[cases.len()].size);
+    assert_eq!(got.len(), big.len() + 20_000);
+    let stats = maildrop.stats();
+    assert_eq!((stats.from_names, stats.computed), (1, 6));
+}
+
+#[test]
+fn a_wrong_w_size_below_the_file_length_is_not_trusted() {
+    let f = Fixture::new();
+    f.deliver("cy", "cur", "1.h,W=2:2,", b"abc\n", 1);
+    let maildrop = f.open("cy").expect("open");
+    assert_eq!(maildrop.messages()[0].size, 5);
+    assert_eq!(body(&maildrop, 0), b"abc\r\n");
+}
+
+#[test]
+fn odd_or_long_base_names_get_a_stable_hashed_uidl() {
+    let f = Fixture::new();
+    let long = "x".repeat(80);
+    f.deliver("dee", "cur", &format!("{long}:2,"), b"a\n", 1);
+    f.deliver("dee", "new", "with space", b"b\n", 2);
+    let first = uidls(&f.open("dee").expect("open"));
+    for uidl in &first {
+        assert!((1..=70).contains(&uidl.len()));
+        assert!(uidl.bytes().all(|b| (0x21..=0x7E).contains(&b)));
+    }
+    assert_eq!(first, uidls(&f.open("dee").expect("open")));
+}
+
+#[test]
+fn duplicate_unique_parts_still_get_distinct_uidls() {
+    let f = Fixture::new();
+    f.deliver("eve", "cur", "dup:2,", b"a\n", 1);
+    f.deliver("eve", "cur", "dup:2,S", b"b\n", 2);
+    let u = uidls(&f.open("eve").expect("open"));
+    assert_eq!(u[0], "dup");
+    assert_ne!(u[0], u[1]);
+}
+
+#[test]
+fn messages_are_ordered_by_mtime_then_name() {
+    let f = Fixture::new();
+    f.deliver("fay", "cur", "c:2,", b"c\n", 5);
+    f.deliver("fay", "cur", "b:2,", b"b\n", 5);
+    f.deliver("fay", "new", "a", b"a\n", 9);
+    f.deliver("fay", "cur", ".hidden", b"x\n", 1);
+    assert_eq!(uidls(&f.open("fay").expect("open")), ["b", "c", "a"]);
+}
+
+#[test]
+fn the_demo_maildir_streams_its_advertised_sizes() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/Maildir");
+    if !demo.is_dir() {
+        return;
+    }
+    // As a skeleton, so the committed demo mail is never modified.
+    let f = Fixture::with(&format!("skeleton: \"{}\"", demo.display()));
+    let maildrop = f.open("demo").expect("open");
+    assert!(!maildrop.messages().is_empty());
+    for (i, info) in maildrop.messages().iter().enumerate() {
+        assert_eq!(body(&maildrop, i).len() as u64, info.size, "{}", info.uidl);
+    }
+}
