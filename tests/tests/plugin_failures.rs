@@ -22,15 +22,27 @@ fn faulty_config(auth_lib: &str, store_lib: &str, store_settings: &str) -> Strin
 }
 
 fn faulty_lib() -> String {
-    artifacts().library("poppet-test-faulty").display().to_string()
+    artifacts()
+        .library("poppet-test-faulty")
+        .display()
+        .to_string()
 }
 
 fn check(config: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("poppet.ron");
     std::fs::write(&path, config).unwrap();
-    let out = Command::new(&artifacts().poppet).arg("check").arg("--config").arg(&path).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(&artifacts().poppet)
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -52,7 +64,10 @@ fn a_file_that_is_not_a_library_is_refused_naming_the_file() {
     let lib = faulty_lib();
     let (ok, text) = check(&faulty_config(&junk.display().to_string(), &lib, "()"));
     assert!(!ok, "{text}");
-    assert!(text.contains("libjunk.so: not a loadable plugin library"), "{text}");
+    assert!(
+        text.contains("libjunk.so: not a loadable plugin library"),
+        "{text}"
+    );
     // One line, with the config position of the `library` value.
     let line = text.lines().find(|l| l.contains("libjunk.so")).unwrap();
     assert!(line.contains("poppet.ron:4:"), "{line}");
@@ -61,9 +76,13 @@ fn a_file_that_is_not_a_library_is_refused_naming_the_file() {
 #[test]
 fn a_library_without_plugin_symbols_is_not_a_plugin() {
     // The `poppet` test harness's own libc is a real shared library with no Poppet symbols.
-    let libc = ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
+    let libc = [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib64/libc.so.6",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists());
     let Some(libc) = libc else {
         eprintln!("SKIP: no libc.so.6 at the usual Debian paths");
         return;
@@ -76,17 +95,28 @@ fn a_library_without_plugin_symbols_is_not_a_plugin() {
 
 #[test]
 fn a_wrong_abi_version_is_refused_with_rebuild_advice() {
-    let wrong = artifacts().library("poppet-test-wrong-abi").display().to_string();
+    let wrong = artifacts()
+        .library("poppet-test-wrong-abi")
+        .display()
+        .to_string();
     let lib = faulty_lib();
     let (ok, text) = check(&faulty_config(&wrong, &lib, "()"));
     assert!(!ok, "{text}");
-    assert!(text.contains("plugin ABI 999, server supports 1: rebuild it against poppet-sdk"), "{text}");
+    assert!(
+        text.contains("plugin ABI 999, server supports 1: rebuild it against poppet-sdk"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_missing_factory_names_what_the_library_offers() {
     let lib = faulty_lib();
-    let config = faulty_config(&lib, &lib, "()").replace(r#"kind: auth, name: "faulty""#, r#"kind: auth, name: "ldap""#).replace(r#"auth: "faulty""#, r#"auth: "ldap""#);
+    let config = faulty_config(&lib, &lib, "()")
+        .replace(
+            r#"kind: auth, name: "faulty""#,
+            r#"kind: auth, name: "ldap""#,
+        )
+        .replace(r#"auth: "faulty""#, r#"auth: "ldap""#);
     let (ok, text) = check(&config);
     assert!(!ok, "{text}");
     assert!(text.contains("has no auth factory named `ldap`"), "{text}");
@@ -100,7 +130,10 @@ fn a_config_error_in_a_plugin_section_points_into_the_file() {
     let config = faulty_config(&lib, &lib, "(\n            colour: \"blue\")");
     let (ok, text) = check(&config);
     assert!(!ok, "{text}");
-    let line = text.lines().find(|l| l.contains("colour")).unwrap_or_else(|| panic!("{text}"));
+    let line = text
+        .lines()
+        .find(|l| l.contains("colour"))
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("poppet.ron:6:13"), "{line}");
     assert!(line.contains("settings of store plugin `faulty`"), "{line}");
 }
@@ -124,7 +157,11 @@ fn plugin_panics_fail_one_session_and_the_server_carries_on() {
     c.cmd("USER panic");
     let r = c.cmd("PASS whatever");
     assert!(r.starts_with("-ERR [SYS/TEMP]"), "{r}");
-    assert!(server.wait_for_log("plugin panicked in authenticate", Duration::from_secs(10)), "{}", server.log());
+    assert!(
+        server.wait_for_log("plugin panicked in authenticate", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
     c.login("alice", "secret");
 
     // A panic when opening the body: -ERR [SYS/TEMP], the session goes on.
@@ -150,8 +187,16 @@ fn plugin_panics_fail_one_session_and_the_server_carries_on() {
         rest.push(l);
     }
     assert!(rest.len() > 100, "part of the message was sent");
-    assert_ne!(rest.last().map(String::as_str), Some("."), "a truncated message must not look complete");
-    assert!(server.wait_for_log("failed mid-transfer", Duration::from_secs(10)), "{}", server.log());
+    assert_ne!(
+        rest.last().map(String::as_str),
+        Some("."),
+        "a truncated message must not look complete"
+    );
+    assert!(
+        server.wait_for_log("failed mid-transfer", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
 
     // Other users, other kinds of failure.
     let mut c = Client::connect(server.addr);
@@ -171,5 +216,10 @@ fn plugin_panics_fail_one_session_and_the_server_carries_on() {
     let r = c.cmd("STAT");
     assert_eq!(r, format!("+OK 4 {}", 31 + 32 + 63 + 200_000));
     assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (0 messages deleted)");
-    assert!(server.log().contains("authentication failed: user=\"bob\" rip=127.0.0.1 mechanism=USER"));
+    let line = "authentication failed: user=\"bob\" rip=127.0.0.1 mechanism=USER";
+    assert!(
+        server.wait_for_log(line, Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
 }

@@ -177,6 +177,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.out.is_empty() {
             self.stream.write_all(&self.out).await?;
+            self.sent_octets += self.out.len() as u64;
             self.out.clear();
         }
         self.stream.flush().await
@@ -430,7 +431,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             let n = match body.read(&mut buf).await {
                 Ok(n) => n,
                 Err(e) if !flushed => {
-                    log::error!("session {}: message {} failed while reading: {e}", self.conn.id, index + 1);
+                    log::error!(
+                        "session {}: message {} failed while reading: {e}",
+                        self.conn.id,
+                        index + 1
+                    );
                     self.out.truncate(mark);
                     let failure = Failure::Temporary("cannot read message, try again later".into());
                     self.session.transfer_failed(failure).encode(&mut self.out);
@@ -439,7 +444,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 Err(e) => {
                     // Part of the reply is on the wire and cannot be taken back: close rather than let
                     // a short message look complete.
-                    log::error!("session {}: message {} failed mid-transfer: {e}", self.conn.id, index + 1);
+                    log::error!(
+                        "session {}: message {} failed mid-transfer: {e}",
+                        self.conn.id,
+                        index + 1
+                    );
                     return Err(e);
                 }
             };
@@ -449,7 +458,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             read_total += n as u64;
             let progress = encoder.encode(&buf[..n], &mut self.out);
             if self.out.len() >= FLUSH_AT {
-                self.sent_octets += self.out.len() as u64;
                 self.flush().await?;
                 flushed = true;
             }
@@ -465,7 +473,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             );
         }
         encoder.finish(&mut self.out);
-        self.sent_octets += self.out.len() as u64;
         self.flush().await?;
         self.session.transfer_completed();
         Ok(())
@@ -535,10 +542,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         let s = self.session.stats();
         match &self.user {
             Some(user) => log::info!(
-                "session {}: logout user={user:?} rip={} reason={} retr={}/{} top={} dele={} deleted={} sent={}",
+                "session {}: logout user={user:?} rip={} reason={} mechanism={} retr={}/{} top={} dele={} deleted={} out={}",
                 self.conn.id,
                 self.conn.peer.ip(),
                 ending.as_str(),
+                self.mechanism,
                 s.retr,
                 s.retr_octets,
                 s.top,
@@ -554,6 +562,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                 s.commands
             ),
         }
-        let _ = self.mechanism;
     }
 }

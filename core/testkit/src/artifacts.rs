@@ -31,13 +31,18 @@ pub struct Artifacts {
 impl Artifacts {
     /// The library of `package`, e.g. `poppet-store-maildir`.
     pub fn library(&self, package: &str) -> &PathBuf {
-        self.libraries.get(package).unwrap_or_else(|| panic!("no library built for {package}"))
+        self.libraries
+            .get(package)
+            .unwrap_or_else(|| panic!("no library built for {package}"))
     }
 }
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Builds (once per test process) and returns the artifacts.
@@ -49,30 +54,58 @@ pub fn artifacts() -> &'static Artifacts {
 fn build() -> Artifacts {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args(["build", "--message-format=json-render-diagnostics"]);
+    cmd.current_dir(workspace_root())
+        .args(["build", "--message-format=json-render-diagnostics"]);
     for p in PACKAGES {
         cmd.args(["-p", p]);
     }
-    let output = cmd.stderr(Stdio::inherit()).output().expect("running cargo build");
-    assert!(output.status.success(), "cargo build of the test artifacts failed");
+    let output = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running cargo build");
+    assert!(
+        output.status.success(),
+        "cargo build of the test artifacts failed"
+    );
     let mut poppet = None;
     let mut libraries = HashMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
-        let kinds: Vec<&str> = msg["target"]["kind"].as_array().into_iter().flatten().filter_map(|k| k.as_str()).collect();
-        let files: Vec<PathBuf> =
-            msg["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str()).map(PathBuf::from).collect();
-        let package = msg["target"]["name"].as_str().unwrap_or_default().replace('_', "-");
+        let kinds: Vec<&str> = msg["target"]["kind"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str())
+            .collect();
+        let files: Vec<PathBuf> = msg["filenames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str())
+            .map(PathBuf::from)
+            .collect();
+        let package = msg["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .replace('_', "-");
         if kinds.contains(&"bin") && package == "poppet" {
             poppet = msg["executable"].as_str().map(PathBuf::from);
         } else if kinds.contains(&"cdylib") {
-            if let Some(so) = files.into_iter().find(|f| f.extension().is_some_and(|e| e == "so")) {
+            if let Some(so) = files
+                .into_iter()
+                .find(|f| f.extension().is_some_and(|e| e == "so"))
+            {
                 libraries.insert(package, so);
             }
         }
     }
-    Artifacts { poppet: poppet.expect("cargo reported no poppet binary"), libraries }
+    Artifacts {
+        poppet: poppet.expect("cargo reported no poppet binary"),
+        libraries,
+    }
 }

@@ -17,9 +17,15 @@ impl Client {
     /// Connects and reads the greeting.
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let writer = stream.try_clone().unwrap();
-        let mut c = Client { reader: BufReader::new(stream), writer, greeting: String::new() };
+        let mut c = Client {
+            reader: BufReader::new(stream),
+            writer,
+            greeting: String::new(),
+        };
         c.greeting = c.line();
         c
     }
@@ -28,7 +34,11 @@ impl Client {
     pub fn line(&mut self) -> String {
         let mut buf = Vec::new();
         self.reader.read_until(b'\n', &mut buf).unwrap();
-        assert!(buf.ends_with(b"\r\n"), "line not CRLF-terminated: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            buf.ends_with(b"\r\n"),
+            "line not CRLF-terminated: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.truncate(buf.len() - 2);
         String::from_utf8(buf).unwrap()
     }
@@ -38,7 +48,11 @@ impl Client {
         let mut buf = Vec::new();
         match self.reader.read_until(b'\n', &mut buf) {
             Ok(0) | Err(_) => None,
-            Ok(_) => Some(String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_owned()),
+            Ok(_) => Some(
+                String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
         }
     }
 
@@ -65,7 +79,11 @@ impl Client {
             if buf == b".\r\n" {
                 return out;
             }
-            let line = if buf.starts_with(b".") { &buf[1..] } else { &buf[..] };
+            let line = if buf.starts_with(b".") {
+                &buf[1..]
+            } else {
+                &buf[..]
+            };
             out.extend_from_slice(line);
         }
     }

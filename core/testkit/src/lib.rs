@@ -37,7 +37,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn maildir_messages(maildir: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for sub in ["cur", "new"] {
-        let Ok(dir) = std::fs::read_dir(maildir.join(sub)) else { continue };
+        let Ok(dir) = std::fs::read_dir(maildir.join(sub)) else {
+            continue;
+        };
         for entry in dir {
             let entry = entry.unwrap();
             let name = entry.file_name().to_string_lossy().into_owned();

@@ -29,7 +29,9 @@ pub struct TestServer {
 
 impl std::fmt::Debug for TestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestServer").field("addr", &self.addr).finish()
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -50,7 +52,10 @@ impl TestServer {
         let mut child = Command::new(&artifacts().poppet)
             .arg("--config")
             .arg(&path)
-            .env("RUST_LOG", std::env::var("POPPET_TEST_LOG").unwrap_or_else(|_| "debug".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("POPPET_TEST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -65,7 +70,10 @@ impl TestServer {
                 if n == 0 {
                     break;
                 }
-                sink.text.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.text
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
                 sink.grew.notify_all();
             }
         });
@@ -88,7 +96,11 @@ impl TestServer {
                 let deadline = Instant::now() + Duration::from_secs(5);
                 let mut text = log.text.lock().unwrap();
                 while text.is_empty() && Instant::now() < deadline {
-                    text = log.grew.wait_timeout(text, Duration::from_millis(100)).unwrap().0;
+                    text = log
+                        .grew
+                        .wait_timeout(text, Duration::from_millis(100))
+                        .unwrap()
+                        .0;
                 }
                 return Err(text.clone());
             }
@@ -96,7 +108,13 @@ impl TestServer {
         while let Ok(Some(a)) = rx.recv_timeout(Duration::from_millis(200)) {
             addrs.push(a);
         }
-        Ok(TestServer { child, addr: addrs[0], addrs, log, dir: dir.to_owned() })
+        Ok(TestServer {
+            child,
+            addr: addrs[0],
+            addrs,
+            log,
+            dir: dir.to_owned(),
+        })
     }
 
     /// Everything the server wrote to stderr so far.
@@ -106,10 +124,15 @@ impl TestServer {
 
     /// Waits until the log contains `needle` (up to `timeout`); returns whether it did.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_for_log_count(needle, 1, timeout)
+    }
+
+    /// Waits until the log contains `needle` at least `n` times (up to `timeout`).
+    pub fn wait_for_log_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut text = self.log.text.lock().unwrap();
         loop {
-            if text.contains(needle) {
+            if text.matches(needle).count() >= n {
                 return true;
             }
             let now = Instant::now();

@@ -8,8 +8,8 @@
 //!   of it is already on the wire; user `panic-open` panics at open.
 
 use poppet_sdk::{
-    Accepted, AuthBackend, AuthOutcome, AuthRequest, CommitReport, MailStore, Maildrop, MessageInfo,
-    OpenRequest, PluginError,
+    Accepted, AuthBackend, AuthOutcome, AuthRequest, CommitReport, MailStore, Maildrop,
+    MessageInfo, OpenRequest, PluginError,
 };
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -25,7 +25,10 @@ impl AuthBackend for FaultyAuth {
         match req.user.as_str() {
             "panic" => panic!("faulty auth plugin panics on purpose"),
             "tempfail" => Ok(AuthOutcome::TempFail("directory down on purpose".into())),
-            "error" => Err(PluginError::new(poppet_sdk::ErrorCode::IO, "error on purpose")),
+            "error" => Err(PluginError::new(
+                poppet_sdk::ErrorCode::IO,
+                "error on purpose",
+            )),
             _ if req.password.expose() == "secret" => Ok(AuthOutcome::Accept(Accepted::default())),
             _ => Ok(AuthOutcome::Reject),
         }
@@ -59,9 +62,15 @@ impl MailStore for FaultyStore {
         let mut messages: Vec<MessageInfo> = BODIES
             .iter()
             .enumerate()
-            .map(|(i, b)| MessageInfo { size: b.len() as u64, uidl: format!("faulty-{}", i + 1) })
+            .map(|(i, b)| MessageInfo {
+                size: b.len() as u64,
+                uidl: format!("faulty-{}", i + 1),
+            })
             .collect();
-        messages.push(MessageInfo { size: BIG_SIZE as u64, uidl: "faulty-4".into() });
+        messages.push(MessageInfo {
+            size: BIG_SIZE as u64,
+            uidl: "faulty-4".into(),
+        });
         Ok(Drop3 { messages })
     }
 }
@@ -76,16 +85,28 @@ struct Body {
 
 impl Body {
     fn len(&self) -> usize {
-        if self.data.is_empty() { BIG_SIZE } else { self.data.len() }
+        if self.data.is_empty() {
+            BIG_SIZE
+        } else {
+            self.data.len()
+        }
     }
 
     fn byte(&self, i: usize) -> u8 {
-        if self.data.is_empty() { BIG_LINE[i % BIG_LINE.len()] } else { self.data[i] }
+        if self.data.is_empty() {
+            BIG_LINE[i % BIG_LINE.len()]
+        } else {
+            self.data[i]
+        }
     }
 }
 
 impl futures_lite::AsyncRead for Body {
-    fn poll_read(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
         if let Some(limit) = self.panic_after {
             if self.pos >= limit {
                 panic!("faulty body panics mid-stream on purpose");
@@ -114,14 +135,29 @@ impl Maildrop for Drop3 {
     async fn retrieve(&self, index: usize) -> Result<Body, PluginError> {
         match index {
             1 => panic!("faulty store panics in retrieve on purpose"),
-            2 => Ok(Body { data: BODIES[2], pos: 0, panic_after: Some(10) }),
-            3 => Ok(Body { data: b"", pos: 0, panic_after: Some(150_000) }),
-            _ => Ok(Body { data: BODIES[index.min(2)], pos: 0, panic_after: None }),
+            2 => Ok(Body {
+                data: BODIES[2],
+                pos: 0,
+                panic_after: Some(10),
+            }),
+            3 => Ok(Body {
+                data: b"",
+                pos: 0,
+                panic_after: Some(150_000),
+            }),
+            _ => Ok(Body {
+                data: BODIES[index.min(2)],
+                pos: 0,
+                panic_after: None,
+            }),
         }
     }
 
     async fn commit(&mut self, deleted: Vec<usize>) -> Result<CommitReport, PluginError> {
-        Ok(CommitReport { deleted: deleted.len() as u64, failed: 0 })
+        Ok(CommitReport {
+            deleted: deleted.len() as u64,
+            failed: 0,
+        })
     }
 }
 

@@ -1,0 +1,70 @@
+//! Shared setup for the end-to-end tests: a scratch directory with a copy of the demo maildir, a
+//! passwd-file, and a config that loads the real plugins from their built libraries.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use poppet_testkit::{TestServer, artifacts, copy_dir, demo_maildir, workspace_root};
+use std::path::PathBuf;
+
+/// A demo server and where its mail is.
+pub struct Demo {
+    pub server: TestServer,
+    pub maildir: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+/// Writes a passwd-file with the demo user plus `plain` (password `plain-secret`, stored `{PLAIN}`
+/// so APOP can work).
+fn write_users(dir: &std::path::Path) -> PathBuf {
+    let demo = std::fs::read_to_string(workspace_root().join("examples/demo/users")).unwrap();
+    let path = dir.join("users");
+    std::fs::write(&path, format!("{demo}plain:{{PLAIN}}plain-secret\n")).unwrap();
+    path
+}
+
+/// The config text for the real plugins; `extra` is inserted at the top level.
+pub fn config(dir: &std::path::Path, extra: &str) -> String {
+    let users = write_users(dir);
+    format!(
+        r#"(
+    listeners: [(address: "127.0.0.1:0")],
+    plugins: [
+        (library: "{auth}", kind: auth, name: "passwd", settings: (file: "{users}")),
+        (library: "{store}", kind: store, name: "maildir", settings: (path: "{mail}/%u/Maildir")),
+    ],
+    auth: "passwd",
+    store: "maildir",
+    {extra}
+)"#,
+        auth = artifacts().library("poppet-auth-passwd").display(),
+        store = artifacts().library("poppet-store-maildir").display(),
+        users = users.display(),
+        mail = dir.join("mail").display(),
+    )
+}
+
+/// Starts a server whose user `demo` has a fresh copy of the demo maildir.
+pub fn demo_with(extra: &str) -> Demo {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("mail/demo/Maildir");
+    copy_dir(&demo_maildir(), &maildir);
+    let server = TestServer::start(dir.path(), &config(dir.path(), extra));
+    Demo {
+        server,
+        maildir,
+        dir,
+    }
+}
+
+/// [`demo_with`] with default settings.
+pub fn demo() -> Demo {
+    demo_with("")
+}
+
+/// The demo messages in message-number order (delivery time in the name): (uidl, CRLF bytes).
+pub fn expected_messages() -> Vec<(String, Vec<u8>)> {
+    poppet_testkit::maildir_messages(&demo_maildir())
+        .into_iter()
+        .map(|(base, path)| (base, poppet_testkit::crlf(&std::fs::read(path).unwrap())))
+        .collect()
+}

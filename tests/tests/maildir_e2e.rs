@@ -1,0 +1,339 @@
+//! End to end through real dlopen of the real plugins (auth-passwd, store-maildir), over real sockets.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{demo, demo_with, expected_messages};
+use poppet_testkit::{Client, maildir_messages};
+use std::time::Duration;
+
+#[test]
+fn list_sizes_equal_retr_octets_and_bodies_match_the_files() {
+    let d = demo();
+    let expected = expected_messages();
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    let total: usize = expected.iter().map(|(_, b)| b.len()).sum();
+    assert_eq!(c.cmd("STAT"), format!("+OK {} {total}", expected.len()));
+    let (_, list) = c.multi("LIST");
+    let (_, uidl) = c.multi("UIDL");
+    let list = String::from_utf8(list).unwrap();
+    let uidl = String::from_utf8(uidl).unwrap();
+    for (i, (base, bytes)) in expected.iter().enumerate() {
+        let n = i + 1;
+        assert!(
+            list.contains(&format!("{n} {}\r\n", bytes.len())),
+            "LIST {list}"
+        );
+        assert!(uidl.contains(&format!("{n} {base}\r\n")), "UIDL {uidl}");
+        assert_eq!(
+            c.cmd(&format!("LIST {n}")),
+            format!("+OK {n} {}", bytes.len())
+        );
+        let (status, body) = c.multi(&format!("RETR {n}"));
+        assert_eq!(status, format!("+OK {} octets", bytes.len()));
+        assert_eq!(
+            body.len(),
+            bytes.len(),
+            "message {n}: RETR octets equal LIST size"
+        );
+        assert!(body == *bytes, "message {n} differs from its file");
+    }
+    // TOP: headers, the blank line, then k body lines.
+    let (_, top0) = c.multi("TOP 1 0");
+    let header_end = expected[0]
+        .1
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap()
+        + 4;
+    assert_eq!(top0, &expected[0].1[..header_end]);
+    let (_, top2) = c.multi("TOP 2 4");
+    let text = String::from_utf8(top2).unwrap();
+    assert!(
+        text.ends_with("\r\n.\r\n..\r\n"),
+        "TOP 2 4 keeps dot lines: {text:?}"
+    );
+    assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (0 messages deleted)");
+}
+
+#[test]
+fn dele_and_quit_removes_exactly_those_files() {
+    let d = demo();
+    let before = maildir_messages(&d.maildir);
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    assert!(c.cmd("DELE 3").starts_with("+OK"));
+    assert!(
+        c.cmd("RETR 1").starts_with("-ERR"),
+        "deleted messages are refused"
+    );
+    assert!(c.cmd("DELE 3").starts_with("-ERR"));
+    assert!(c.cmd("LIST 3").starts_with("-ERR"));
+    let stat = c.cmd("STAT");
+    assert!(stat.starts_with("+OK 3 "), "{stat}");
+    assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (2 messages deleted)");
+    let after: Vec<String> = maildir_messages(&d.maildir)
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect();
+    let expected: Vec<String> = before
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 0 && *i != 2)
+        .map(|(_, (b, _))| b.clone())
+        .collect();
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn dele_then_dropped_connection_or_rset_removes_nothing() {
+    let d = demo();
+    let before: Vec<String> = maildir_messages(&d.maildir)
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect();
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    assert!(c.cmd("DELE 2").starts_with("+OK"));
+    c.drop_connection();
+    assert!(
+        d.server
+            .wait_for_log("reason=disconnected", Duration::from_secs(10)),
+        "{}",
+        d.server.log()
+    );
+
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    assert!(c.cmd("STAT").starts_with(&format!("+OK {} ", before.len())));
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    let r = c.cmd("RSET");
+    assert!(r.starts_with("+OK"), "{r}");
+    assert!(c.cmd("STAT").starts_with(&format!("+OK {} ", before.len())));
+    assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (0 messages deleted)");
+    let after: Vec<String> = maildir_messages(&d.maildir)
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect();
+    assert_eq!(after, before);
+}
+
+#[test]
+fn a_second_session_on_the_same_mailbox_gets_in_use_and_the_first_is_unaffected() {
+    let d = demo();
+    let mut first = Client::connect(d.server.addr);
+    first.login("demo", "demo");
+    let mut second = Client::connect(d.server.addr);
+    second.cmd("USER demo");
+    let r = second.cmd("PASS demo");
+    assert!(r.starts_with("-ERR [IN-USE]"), "{r}");
+    assert!(first.cmd("STAT").starts_with("+OK 5 "));
+    assert!(first.cmd("DELE 5").starts_with("+OK"));
+    assert_eq!(
+        first.cmd("QUIT"),
+        "+OK Poppet signing off (1 messages deleted)"
+    );
+    // Released at QUIT: the second client can log in now.
+    let r = second.cmd("PASS demo");
+    assert!(
+        r.starts_with("-ERR"),
+        "PASS without USER after a failure: {r}"
+    );
+    second.login("demo", "demo");
+    assert!(second.cmd("STAT").starts_with("+OK 4 "));
+}
+
+#[test]
+fn wrong_password_and_unknown_user_answer_alike() {
+    let d = demo();
+    let mut c = Client::connect(d.server.addr);
+    c.cmd("USER demo");
+    let wrong = c.cmd("PASS nope");
+    c.cmd("USER nobody");
+    let unknown = c.cmd("PASS nope");
+    assert_eq!(wrong, unknown);
+    assert!(wrong.starts_with("-ERR [AUTH]"), "{wrong}");
+    // The log is read from the server's stderr by another thread: wait for the lines.
+    let t = Duration::from_secs(10);
+    assert!(
+        d.server
+            .wait_for_log("authentication failed: user=\"demo\" rip=127.0.0.1", t),
+        "{}",
+        d.server.log()
+    );
+    assert!(
+        d.server
+            .wait_for_log("authentication failed: user=\"nobody\" rip=127.0.0.1", t),
+        "{}",
+        d.server.log()
+    );
+    assert!(
+        !d.server.log().contains("nope"),
+        "passwords never reach the log"
+    );
+}
+
+#[test]
+fn uidl_is_stable_across_sessions_and_the_move_from_new_to_cur() {
+    let d = demo();
+    let in_new = std::fs::read_dir(d.maildir.join("new")).unwrap().count();
+    assert!(in_new >= 2, "the demo has mail in new/");
+    let uidls = |c: &mut Client| String::from_utf8(c.multi("UIDL").1).unwrap();
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    let first = uidls(&mut c);
+    c.cmd("QUIT");
+    assert_eq!(
+        std::fs::read_dir(d.maildir.join("new")).unwrap().count(),
+        0,
+        "new/ mail moved to cur/"
+    );
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    assert_eq!(uidls(&mut c), first);
+    for (base, _) in expected_messages() {
+        assert!(
+            first.contains(&base),
+            "UIDL is the unique part of the file name: {base}"
+        );
+    }
+}
+
+#[test]
+fn sizes_cache_is_used_on_the_second_open_and_rebuilt_when_corrupt() {
+    let d = demo();
+    let login_quit = || {
+        let mut c = Client::connect(d.server.addr);
+        c.login("demo", "demo");
+        let stat = c.cmd("STAT");
+        c.cmd("QUIT");
+        stat
+    };
+    let first = login_quit();
+    assert!(d.server.wait_for_log("computed", Duration::from_secs(10)));
+    assert!(d.maildir.join("poppet-sizes").exists());
+    let second = login_quit();
+    assert_eq!(first, second);
+    // The second open read no message body: every size came from the cache or the file name.
+    assert!(
+        d.server
+            .wait_for_log_count("sizes from cache", 2, Duration::from_secs(10)),
+        "{}",
+        d.server.log()
+    );
+    let log = d.server.log();
+    let second_line = log
+        .lines()
+        .filter(|l| l.contains("sizes from cache"))
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert!(second_line.contains(" 0 computed"), "{second_line}");
+
+    std::fs::write(d.maildir.join("poppet-sizes"), "poppet-sizes 1\ngarbage\n").unwrap();
+    let third = login_quit();
+    assert_eq!(third, first, "a corrupt cache is rebuilt, not trusted");
+    assert!(
+        d.server
+            .wait_for_log("ignoring the size cache", Duration::from_secs(10)),
+        "{}",
+        d.server.log()
+    );
+}
+
+#[test]
+fn mail_delivered_during_a_session_is_not_lost() {
+    let d = demo();
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    // Deliver like an MDA: write into tmp/, then rename into new/.
+    let tmp = d.maildir.join("tmp/1900000000.M1P1.test");
+    std::fs::write(&tmp, "Subject: late\n\narrived during the session\n").unwrap();
+    std::fs::rename(&tmp, d.maildir.join("new/1900000000.M1P1.test")).unwrap();
+    assert!(
+        c.cmd("STAT").starts_with("+OK 5 "),
+        "the snapshot does not change"
+    );
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (1 messages deleted)");
+    assert!(
+        d.maildir.join("new/1900000000.M1P1.test").exists(),
+        "new mail untouched by the commit"
+    );
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    assert!(c.cmd("STAT").starts_with("+OK 5 "));
+    let (_, uidl) = c.multi("UIDL");
+    assert!(
+        String::from_utf8(uidl)
+            .unwrap()
+            .contains("5 1900000000.M1P1.test\r\n")
+    );
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let d = demo();
+    let mut c = Client::connect(d.server.addr);
+    c.send(b"CAPA\r\nUSER demo\r\nPASS demo\r\nSTAT\r\nLIST 2\r\nNOOP\r\nTOP 5 0\r\nQUIT\r\n");
+    let capa = c.line();
+    assert!(capa.starts_with("+OK"));
+    let capa_body = String::from_utf8(c.body()).unwrap();
+    assert!(capa_body.contains("PIPELINING\r\n"), "{capa_body}");
+    assert!(c.line().starts_with("+OK"));
+    assert!(c.line().starts_with("+OK Logged in"));
+    assert!(c.line().starts_with("+OK 5 "));
+    assert!(c.line().starts_with("+OK 2 "));
+    assert_eq!(c.line(), "+OK");
+    assert!(c.line().starts_with("+OK"));
+    assert!(
+        String::from_utf8(c.body())
+            .unwrap()
+            .starts_with("From: Dave")
+    );
+    assert!(c.line().starts_with("+OK Poppet signing off"));
+    assert_eq!(c.try_line(), None);
+}
+
+#[test]
+fn an_overlong_line_gets_an_error_and_the_session_goes_on() {
+    let d = demo();
+    let mut c = Client::connect(d.server.addr);
+    let long = format!("USER {}\r\n", "x".repeat(300));
+    c.send(long.as_bytes());
+    let r = c.line();
+    assert!(r.starts_with("-ERR"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("too long"), "{r}");
+    c.login("demo", "demo");
+}
+
+#[test]
+fn apop_works_for_a_plaintext_equivalent_secret() {
+    let d = demo_with("apop: true,");
+    let mut c = Client::connect(d.server.addr);
+    let ts = c
+        .greeting
+        .split_whitespace()
+        .find(|w| w.starts_with('<'))
+        .unwrap()
+        .to_owned();
+    // MD5 via Python, an independent implementation.
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import hashlib,sys; print(hashlib.md5((sys.argv[1]+sys.argv[2]).encode()).hexdigest())", &ts, "plain-secret"])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("SKIP: python3 not found");
+        return;
+    };
+    let digest = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let r = c.cmd(&format!("APOP plain {digest}"));
+    assert!(r.starts_with("+OK"), "{r}");
+    // The demo user has only a one-way hash: APOP cannot work for it, and fails like a wrong digest.
+    let mut c = Client::connect(d.server.addr);
+    let r = c.cmd("APOP demo 0123456789abcdef0123456789abcdef");
+    assert!(r.starts_with("-ERR [AUTH]"), "{r}");
+}
