@@ -28,7 +28,11 @@ fn dependencies() -> HashMap<String, Vec<String>> {
                 .filter(|d| d["kind"].is_null() || d["kind"] == "normal")
                 .map(|d| {
                     let name = d["name"].as_str().unwrap();
-                    if d["optional"] == true { format!("{name}?") } else { name.to_owned() }
+                    if d["optional"] == true {
+                        format!("{name}?")
+                    } else {
+                        name.to_owned()
+                    }
                 })
                 .collect();
             (p["name"].as_str().unwrap().to_owned(), deps)
@@ -37,7 +41,9 @@ fn dependencies() -> HashMap<String, Vec<String>> {
 }
 
 fn is_plugin(name: &str) -> bool {
-    name.starts_with("poppet-store-") || name.starts_with("poppet-auth-") || name.starts_with("poppet-ext-")
+    name.starts_with("poppet-store-")
+        || name.starts_with("poppet-auth-")
+        || name.starts_with("poppet-ext-")
         || name.starts_with("poppet-test-")
 }
 
@@ -48,14 +54,21 @@ fn plugins_depend_on_the_sdk_and_never_on_the_server() {
     assert!(plugins.len() >= 3, "found plugins {plugins:?}");
     for p in plugins {
         let d = &deps[p];
-        assert!(!d.iter().any(|x| x == "poppet" || x == "poppet-proto" || x == "poppet-testkit"), "{p} depends on {d:?}");
+        assert!(
+            !d.iter()
+                .any(|x| x == "poppet" || x == "poppet-proto" || x == "poppet-testkit"),
+            "{p} depends on {d:?}"
+        );
     }
 }
 
 #[test]
 fn nothing_depends_on_a_plugin_crate() {
     for (name, d) in dependencies() {
-        assert!(!d.iter().any(|x| is_plugin(x)), "{name} depends on a plugin: {d:?}");
+        assert!(
+            !d.iter().any(|x| is_plugin(x)),
+            "{name} depends on a plugin: {d:?}"
+        );
     }
 }
 
@@ -63,11 +76,21 @@ fn nothing_depends_on_a_plugin_crate() {
 fn sdk_and_engine_stay_small() {
     let deps = dependencies();
     for forbidden in ["poppet", "poppet-proto", "smol", "tokio", "libloading"] {
-        assert!(!deps["poppet-sdk"].iter().any(|x| x == forbidden), "sdk must not depend on {forbidden}");
+        assert!(
+            !deps["poppet-sdk"].iter().any(|x| x == forbidden),
+            "sdk must not depend on {forbidden}"
+        );
     }
     // The host-side loader is optional, behind the `host` feature, so plugins never link it.
-    assert!(deps["poppet-sdk"].iter().any(|x| x == "libloading?"), "{:?}", deps["poppet-sdk"]);
+    assert!(
+        deps["poppet-sdk"].iter().any(|x| x == "libloading?"),
+        "{:?}",
+        deps["poppet-sdk"]
+    );
     for forbidden in ["poppet", "poppet-sdk", "smol", "tokio", "serde", "ron"] {
-        assert!(!deps["poppet-proto"].iter().any(|x| x == forbidden), "proto must not depend on {forbidden}");
+        assert!(
+            !deps["poppet-proto"].iter().any(|x| x == forbidden),
+            "proto must not depend on {forbidden}"
+        );
     }
 }

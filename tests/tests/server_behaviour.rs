@@ -16,10 +16,21 @@ fn per_address_connection_cap_refuses_with_sys_temp_and_frees_slots() {
     let b = Client::connect(d.server.addr);
     assert!(a.greeting.starts_with("+OK") && b.greeting.starts_with("+OK"));
     let c = Client::connect(d.server.addr);
-    assert_eq!(c.greeting, "-ERR [SYS/TEMP] too many connections from your address");
-    assert!(d.server.wait_for_log("per-address connection limit reached", Duration::from_secs(10)));
+    assert_eq!(
+        c.greeting,
+        "-ERR [SYS/TEMP] too many connections from your address"
+    );
+    assert!(d.server.wait_for_log(
+        "per-address connection limit reached",
+        Duration::from_secs(10)
+    ));
     drop(a);
-    assert!(d.server.wait_for_log("reason=disconnected", Duration::from_secs(10)), "{}", d.server.log());
+    assert!(
+        d.server
+            .wait_for_log("reason=disconnected", Duration::from_secs(10)),
+        "{}",
+        d.server.log()
+    );
     // The slot is released just after that log line; retry a bounded number of times.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !Client::connect(d.server.addr).greeting.starts_with("+OK") {
@@ -31,14 +42,25 @@ fn per_address_connection_cap_refuses_with_sys_temp_and_frees_slots() {
 #[test]
 fn sigterm_ends_idle_sessions_commits_nothing_and_exits_cleanly() {
     let mut d = demo();
-    let names = |d: &common::Demo| maildir_messages(&d.maildir).into_iter().map(|(b, _)| b).collect::<Vec<_>>();
+    let names = |d: &common::Demo| {
+        maildir_messages(&d.maildir)
+            .into_iter()
+            .map(|(b, _)| b)
+            .collect::<Vec<_>>()
+    };
     let before = names(&d);
     let mut c = Client::connect(d.server.addr);
     c.login("demo", "demo");
     assert!(c.cmd("DELE 1").starts_with("+OK"));
-    let status = d.server.terminate(Duration::from_secs(30)).expect("server exits after SIGTERM");
+    let status = d
+        .server
+        .terminate(Duration::from_secs(30))
+        .expect("server exits after SIGTERM");
     assert!(status.success(), "{status:?}\n{}", d.server.log());
-    assert_eq!(c.try_line().as_deref(), Some("-ERR [SYS/TEMP] server shutting down, try again later"));
+    assert_eq!(
+        c.try_line().as_deref(),
+        Some("-ERR [SYS/TEMP] server shutting down, try again later")
+    );
     assert_eq!(c.try_line(), None);
     assert_eq!(names(&d), before, "an interrupted session commits nothing");
     let log = d.server.log();
@@ -54,9 +76,16 @@ fn the_quickstart_config_checks_out() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("plugin auth `passwd`: auth-passwd"), "{text}");
-    assert!(text.contains("plugin store `maildir`: store-maildir"), "{text}");
+    assert!(
+        text.contains("plugin store `maildir`: store-maildir"),
+        "{text}"
+    );
     assert!(text.contains("listener 127.0.0.1:11110"), "{text}");
 }
 
@@ -65,7 +94,11 @@ fn a_bad_config_exits_non_zero_with_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.ron");
     std::fs::write(&path, "(\n  listeners: [(adress: \"127.0.0.1:0\")],\n)").unwrap();
-    let out = Command::new(&artifacts().poppet).arg("--config").arg(&path).output().unwrap();
+    let out = Command::new(&artifacts().poppet)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:2:", path.display())), "{err}");
@@ -74,7 +107,10 @@ fn a_bad_config_exits_non_zero_with_file_line_and_column() {
 
 #[test]
 fn version_and_pw_subcommand() {
-    let out = Command::new(&artifacts().poppet).arg("--version").output().unwrap();
+    let out = Command::new(&artifacts().poppet)
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("poppet "));
     let mut child = Command::new(&artifacts().poppet)
         .args(["pw", "-s", "SHA256-CRYPT"])
@@ -88,7 +124,10 @@ fn version_and_pw_subcommand() {
     let hash = String::from_utf8(out.stdout).unwrap();
     assert!(hash.starts_with("{SHA256-CRYPT}$5$"), "{hash}");
     let parsed = poppet_password_check(&hash);
-    assert!(parsed, "the printed hash verifies with python's crypt where available");
+    assert!(
+        parsed,
+        "the printed hash verifies with python's crypt where available"
+    );
 }
 
 /// Verifies a SHA256-CRYPT hash with an independent implementation (Python's crypt module), if present.

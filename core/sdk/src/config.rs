@@ -19,7 +19,7 @@ pub fn ron_options() -> ron::Options {
 /// Use `#[serde(deny_unknown_fields)]` on the settings struct so a misspelt key is an error.
 ///
 /// ```
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
 /// #[serde(deny_unknown_fields)]
 /// struct Settings { path: String }
 ///

@@ -465,15 +465,7 @@ pub mod extension {
 /// constructor is a `fn(&str) -> Result<T, PluginError>` receiving the plugin's RON settings text
 /// (parse it with [`config::parse`](crate::config::parse)).
 ///
-/// ```ignore
-/// poppet_sdk::export_plugin! {
-///     name: "hello",
-///     version: env!("CARGO_PKG_VERSION"),
-///     factories: [
-///         auth "hello" => |settings| Hello::new(poppet_sdk::config::parse(settings)?),
-///     ],
-/// }
-/// ```
+/// The [crate-level example](crate) shows a complete plugin.
 #[macro_export]
 macro_rules! export_plugin {
     (

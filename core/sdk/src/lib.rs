@@ -6,7 +6,7 @@
 //! vtables that start with size and drop, FFI-safe types, async-ffi futures, and a panic guard around
 //! every call, so a panicking plugin fails one session instead of the server.
 //!
-//! ```ignore
+//! ```
 //! use poppet_sdk::{AuthBackend, AuthOutcome, AuthRequest, PluginError, config};
 //!
 //! #[derive(serde::Deserialize)]
