@@ -39,7 +39,6 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Pw {
@@ -65,8 +64,15 @@ fn config_path(config: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .context("no config given: use --config FILE (see examples/quickstart.ron)")
 }
 
+/// Starts logging: `RUST_LOG` if set, else the config's `logging.level`.
+fn init_logging(default: &str) {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
+}
+
 fn load(path: &std::path::Path) -> anyhow::Result<(Config, plugins::Plugins)> {
     let config = Config::load(path)?;
+    // Before the plugins load: each plugin reads the host's log level once, when it is loaded.
+    init_logging(&config.log_level);
     let plugins = plugins::load(&config)?;
     Ok((config, plugins))
 }
@@ -155,6 +161,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn pw(scheme: &str, password: Option<String>, rounds: Option<u32>) -> anyhow::Result<()> {
+    init_logging("warn");
     let scheme = poppet_password::Scheme::from_name(scheme)?;
     let password = match password {
         Some(p) => p,

@@ -145,9 +145,11 @@ impl TestServer {
 
     /// Sends SIGTERM and waits (up to `timeout`) for the process to exit.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // kill(1) rather than libc: no `unsafe` outside the plugin boundary.
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM");
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -141,6 +141,9 @@ pub struct Config {
     pub apop: bool,
     /// The greeting text after `+OK`.
     pub greeting: String,
+    /// Log filter in `RUST_LOG` syntax (`"info"`, `"info,poppet_store_maildir=debug"`); the environment
+    /// variable `RUST_LOG` overrides it. Default `"info"`: one line per login, logout and failure.
+    pub log_level: String,
 }
 
 impl Config {
@@ -292,11 +295,11 @@ impl Validator<'_> {
             max_bad_commands: l.max_bad_commands.unwrap_or(defaults.max_bad_commands),
         };
         if limits.idle_timeout < Duration::from_secs(600) {
-            log::warn!(
-                "{}: idle_timeout {:?} is below RFC 1939's minimum of 10 minutes",
-                self.path.display(),
-                limits.idle_timeout
-            );
+            let at = l.idle_timeout.as_ref().map_or((1, 1), |v| v.at(self.text));
+            return Err(self.error(
+                at,
+                "idle_timeout: RFC 1939 §3 requires the autologout timer to be at least 10 minutes (\"10m\")",
+            ));
         }
 
         Ok(Config {
@@ -310,6 +313,7 @@ impl Validator<'_> {
             limits,
             apop: raw.apop,
             greeting: raw.greeting.unwrap_or_else(|| "Poppet ready.".to_owned()),
+            log_level: raw.logging.level.unwrap_or_else(|| "info".to_owned()),
         })
     }
 }

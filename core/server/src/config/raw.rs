@@ -56,6 +56,15 @@ pub(super) struct RawConfig<'a> {
     pub apop: bool,
     #[serde(default)]
     pub greeting: Option<String>,
+    #[serde(default)]
+    pub logging: RawLogging,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLogging {
+    #[serde(default)]
+    pub level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

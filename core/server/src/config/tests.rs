@@ -88,3 +88,17 @@ fn missing_file_is_a_clear_error() {
     let e = Config::load(Path::new("/nonexistent/poppet.ron")).unwrap_err();
     assert!(e.to_string().contains("cannot read config"), "{e}");
 }
+
+#[test]
+fn idle_timeout_below_the_rfc_minimum_is_refused() {
+    let e = parse(&GOOD.replace("\"15m\"", "\"5m\"")).unwrap_err();
+    assert!(e.message.contains("at least 10 minutes"), "{e}");
+    assert_eq!(e.line, 10, "{e}");
+}
+
+#[test]
+fn logging_level_defaults_to_info() {
+    assert_eq!(parse(GOOD).unwrap().log_level, "info");
+    let c = parse(&GOOD.replace("limits:", "logging: (level: \"debug\"), limits:")).unwrap();
+    assert_eq!(c.log_level, "debug");
+}
