@@ -9,6 +9,7 @@
 //! ```
 
 use poppet_sdk::PluginError;
+use poppet_sdk::config::parse_duration;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,43 +80,9 @@ impl Settings {
     }
 }
 
-/// Parses a duration written as a whole number and a unit: `"30s"`, `"10m"`, `"1h"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like \"5s\", \"10m\" or \"1h\""))?;
-    let secs = match unit {
-        "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        _ => {
-            return Err(format!(
-                "{text:?} has no unit; write a number followed by s, m or h"
-            ));
-        }
-    };
-    secs.map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        for bad in ["", "5", "s", "5d", "-1s", "1.5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn defaults() {

@@ -7,6 +7,7 @@
 //! The user name is the one input here that comes from a client. It is checked before any path is
 //! built, so no login name can make the template point outside the directory it was meant for.
 
+use poppet_sdk::config::parse_duration;
 use poppet_sdk::{ErrorCode, PluginError};
 use serde::Deserialize;
 use std::path::{Component, PathBuf};
@@ -171,28 +172,6 @@ pub fn expand(template: &str, user: &str) -> Result<PathBuf, String> {
         out.push_str(part);
     }
     Ok(PathBuf::from(out))
-}
-
-/// Parses a duration written as a number and a unit: `"90s"`, `"30m"`, `"2h"`, `"1d"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like \"30m\""))?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
-    };
-    n.checked_mul(scale)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 fn config(key: &str, message: &str) -> PluginError {

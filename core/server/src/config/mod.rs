@@ -4,10 +4,9 @@
 //! Plugin sections are not parsed here: each travels to its plugin as its exact text, and a plugin's
 //! error position inside that text is translated back to the file (see [`PluginSpec::locate`]).
 
-mod duration;
 mod raw;
 
-pub use duration::parse_duration;
+use poppet_sdk::config::parse_duration;
 
 use raw::{Located, RawConfig};
 use std::net::SocketAddr;
