@@ -7,10 +7,14 @@
 
 mod apop;
 pub mod config;
+pub mod penalty;
 pub mod plugins;
+pub mod privilege;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod stream;
+pub mod tls;
 
 pub use config::{Config, ConfigError};
 pub use shared::Shared;

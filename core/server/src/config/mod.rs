@@ -50,11 +50,53 @@ impl PluginKind {
     }
 }
 
+/// How a listener uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain POP3, no STLS.
+    None,
+    /// Plain POP3 offering STLS (RFC 2595); the default when a `tls` section exists.
+    Starttls,
+    /// TLS from the first byte (RFC 8314, port 995).
+    Implicit,
+}
+
+/// When USER/PASS, AUTH PLAIN and AUTH LOGIN are allowed without TLS (Dovecot's
+/// `disable_plaintext_auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaintextAuth {
+    /// Only on encrypted connections.
+    Never,
+    /// On encrypted connections and from loopback addresses (the default, as Dovecot treats
+    /// localhost as secure).
+    Loopback,
+    /// Always (only for networks you trust end to end).
+    Always,
+}
+
 /// One listening socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     /// Address and port; port 0 picks a free port (tests).
     pub address: SocketAddr,
+    /// TLS mode.
+    pub tls: TlsMode,
+    /// Cleartext password policy.
+    pub plaintext_auth: PlaintextAuth,
+}
+
+/// Certificate and key files (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Create a self-signed certificate for `localhost` at these paths when they do not exist yet
+    /// (quickstart); off by default because clients must be told to trust it.
+    pub generate_self_signed: bool,
 }
 
 /// One plugin instance to create.
@@ -100,8 +142,20 @@ pub struct Limits {
     /// How long sessions may run on after SIGTERM before they are cut (committing nothing). Default
     /// 10 s: enough to finish a typical RETR, short enough for a service manager's stop timeout (90 s).
     pub shutdown_grace: Duration,
-    /// Consecutive bad commands before the server hangs up. Default 20, like Dovecot's pop3 login.
+    /// Consecutive bad commands before the server hangs up after login. Default 20, Dovecot's value.
     pub max_bad_commands: u32,
+    /// How long a client may take from connecting to logging in, however active. Default 3 minutes,
+    /// Dovecot's login timeout: a slow-loris client cannot hold a slot longer.
+    pub login_timeout: Duration,
+    /// Pause before answering a failed login. Default 2 s, Dovecot's `auth_failure_delay`.
+    pub auth_failure_delay: Duration,
+    /// Upper bound of the per-address penalty that doubles with each failed login (1 s, 2 s, 4 s, ...)
+    /// and is forgotten after an hour without failures. Default 15 s, Dovecot's auth penalty cap.
+    pub auth_penalty_max: Duration,
+    /// Logged-in sessions of one user at once. Default 10, Dovecot's `mail_max_userip_connections`.
+    pub max_connections_per_user: u32,
+    /// Networks whose clients get no auth penalty (monitoring, webmail). Default: loopback only.
+    pub trusted_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for Limits {
@@ -112,6 +166,20 @@ impl Default for Limits {
             max_connections_per_ip: 20,
             shutdown_grace: Duration::from_secs(10),
             max_bad_commands: 20,
+            login_timeout: Duration::from_secs(180),
+            auth_failure_delay: Duration::from_secs(2),
+            auth_penalty_max: Duration::from_secs(15),
+            max_connections_per_user: 10,
+            trusted_networks: vec![
+                ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
+                    std::net::Ipv4Addr::new(127, 0, 0, 0),
+                    8,
+                )),
+                ipnet::IpNet::V6(ipnet::Ipv6Net::new_assert(
+                    std::net::Ipv6Addr::LOCALHOST,
+                    128,
+                )),
+            ],
         }
     }
 }
@@ -143,6 +211,12 @@ pub struct Config {
     /// Log filter in `RUST_LOG` syntax (`"info"`, `"info,poppet_store_maildir=debug"`); the environment
     /// variable `RUST_LOG` overrides it. Default `"info"`: one line per login, logout and failure.
     pub log_level: String,
+    /// Certificate and key, needed by any listener with TLS.
+    pub tls: Option<TlsFiles>,
+    /// The user to switch to after binding the listeners when started as root.
+    pub user: Option<String>,
+    /// The group to switch to (default: the user's primary group).
+    pub group: Option<String>,
 }
 
 impl Config {
@@ -206,6 +280,15 @@ impl Validator<'_> {
         parse_duration(&s).map_err(|e| self.error(v.at(self.text), format!("{key}: {e}")))
     }
 
+    fn network(&self, v: &Located<'_>) -> Result<ipnet::IpNet, ConfigError> {
+        let s: String = self.value(v, "trusted_networks")?;
+        s.parse::<ipnet::IpNet>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                self.error(v.at(self.text), format!("trusted_networks: expected an address or CIDR network such as \"192.0.2.0/24\", found {s:?}"))
+            })
+    }
+
     fn validate(&self, raw: RawConfig<'_>) -> Result<Config, ConfigError> {
         let mut listeners = Vec::new();
         for l in &raw.listeners {
@@ -213,7 +296,23 @@ impl Validator<'_> {
             let address = s.parse().map_err(|_| {
                 self.error(l.address.at(self.text), format!("address: expected \"ip:port\" such as \"127.0.0.1:11110\" or \"[::1]:11110\", found {s:?}"))
             })?;
-            listeners.push(Listener { address });
+            let tls = l.tls.unwrap_or(if raw.tls.is_some() {
+                TlsMode::Starttls
+            } else {
+                TlsMode::None
+            });
+            if tls != TlsMode::None && raw.tls.is_none() {
+                return Err(self.error(
+                    l.address.at(self.text),
+                    "listener uses TLS but the config has no `tls: (cert: ..., key: ...)` section",
+                ));
+            }
+            let plaintext_auth = l.plaintext_auth.unwrap_or(PlaintextAuth::Loopback);
+            listeners.push(Listener {
+                address,
+                tls,
+                plaintext_auth,
+            });
         }
         if listeners.is_empty() {
             return Err(self.error(
@@ -292,6 +391,31 @@ impl Validator<'_> {
                 defaults.shutdown_grace,
             )?,
             max_bad_commands: l.max_bad_commands.unwrap_or(defaults.max_bad_commands),
+            login_timeout: self.duration(
+                &l.login_timeout,
+                "login_timeout",
+                defaults.login_timeout,
+            )?,
+            auth_failure_delay: self.duration(
+                &l.auth_failure_delay,
+                "auth_failure_delay",
+                defaults.auth_failure_delay,
+            )?,
+            auth_penalty_max: self.duration(
+                &l.auth_penalty_max,
+                "auth_penalty_max",
+                defaults.auth_penalty_max,
+            )?,
+            max_connections_per_user: l
+                .max_connections_per_user
+                .unwrap_or(defaults.max_connections_per_user),
+            trusted_networks: match &l.trusted_networks {
+                None => defaults.trusted_networks,
+                Some(nets) => nets
+                    .iter()
+                    .map(|n| self.network(n))
+                    .collect::<Result<_, _>>()?,
+            },
         };
         if limits.idle_timeout < Duration::from_secs(600) {
             let at = l.idle_timeout.as_ref().map_or((1, 1), |v| v.at(self.text));
@@ -313,6 +437,13 @@ impl Validator<'_> {
             apop: raw.apop,
             greeting: raw.greeting.unwrap_or_else(|| "Poppet ready.".to_owned()),
             log_level: raw.logging.level.unwrap_or_else(|| "info".to_owned()),
+            tls: raw.tls.map(|t| TlsFiles {
+                cert: PathBuf::from(t.cert),
+                key: PathBuf::from(t.key),
+                generate_self_signed: t.generate_self_signed,
+            }),
+            user: raw.user,
+            group: raw.group,
         })
     }
 }

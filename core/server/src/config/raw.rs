@@ -58,6 +58,21 @@ pub(super) struct RawConfig<'a> {
     pub greeting: Option<String>,
     #[serde(default)]
     pub logging: RawLogging,
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub cert: String,
+    pub key: String,
+    #[serde(default)]
+    pub generate_self_signed: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +87,10 @@ pub(super) struct RawLogging {
 pub(super) struct RawListener<'a> {
     #[serde(borrow)]
     pub address: Located<'a>,
+    #[serde(default)]
+    pub tls: Option<super::TlsMode>,
+    #[serde(default)]
+    pub plaintext_auth: Option<super::PlaintextAuth>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,4 +118,14 @@ pub(super) struct RawLimits<'a> {
     pub shutdown_grace: Option<Located<'a>>,
     #[serde(default)]
     pub max_bad_commands: Option<u32>,
+    #[serde(default, borrow)]
+    pub login_timeout: Option<Located<'a>>,
+    #[serde(default, borrow)]
+    pub auth_failure_delay: Option<Located<'a>>,
+    #[serde(default, borrow)]
+    pub auth_penalty_max: Option<Located<'a>>,
+    #[serde(default)]
+    pub max_connections_per_user: Option<u32>,
+    #[serde(default, borrow)]
+    pub trusted_networks: Option<Vec<Located<'a>>>,
 }

@@ -102,3 +102,41 @@ fn logging_level_defaults_to_info() {
     let c = parse(&GOOD.replace("limits:", "logging: (level: \"debug\"), limits:")).unwrap();
     assert_eq!(c.log_level, "debug");
 }
+
+#[test]
+fn listener_tls_needs_a_tls_section_and_defaults_follow_it() {
+    let e = parse(&GOOD.replace(
+        "(address: \"127.0.0.1:0\")",
+        "(address: \"127.0.0.1:0\", tls: implicit)",
+    ))
+    .unwrap_err();
+    assert!(e.message.contains("no `tls:"), "{e}");
+    let c =
+        parse(&GOOD.replace("limits:", "tls: (cert: \"c.pem\", key: \"k.pem\"), limits:")).unwrap();
+    assert_eq!(c.listeners[0].tls, TlsMode::Starttls);
+    assert_eq!(c.listeners[0].plaintext_auth, PlaintextAuth::Loopback);
+    assert_eq!(parse(GOOD).unwrap().listeners[0].tls, TlsMode::None);
+}
+
+#[test]
+fn trusted_networks_parse_and_report_bad_entries() {
+    let c = parse(&GOOD.replace(
+        "(idle_timeout: \"15m\")",
+        "(trusted_networks: [\"10.0.0.0/8\", \"192.0.2.7\"])",
+    ))
+    .unwrap();
+    assert_eq!(c.limits.trusted_networks.len(), 2);
+    assert!(
+        c.limits.trusted_networks[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap())
+    );
+    let e = parse(&GOOD.replace(
+        "(idle_timeout: \"15m\")",
+        "(trusted_networks: [\"10.0.0.0/33\"])",
+    ))
+    .unwrap_err();
+    assert!(e.message.contains("CIDR"), "{e}");
+    assert!(
+        Limits::default().trusted_networks[0]
+            .contains(&"127.1.2.3".parse::<std::net::IpAddr>().unwrap())
+    );
+}
