@@ -241,13 +241,7 @@ impl Library {
             .map(|f| (abi::kind::name(f.kind), f.name.as_str()))
     }
 
-    fn create(
-        &self,
-        kind: u32,
-        name: &str,
-        settings: &str,
-        needed: usize,
-    ) -> Result<RawObject, CreateError> {
+    fn create<V>(&self, kind: u32, name: &str, settings: &str) -> Result<Handle<V>, CreateError> {
         let kind_name = abi::kind::name(kind);
         let factory = self
             .decl
@@ -279,32 +273,23 @@ impl Library {
             name: name.to_owned(),
             error,
         })?;
-        // SAFETY: every vtable starts with a VTableHeader (ABI rule), and the object is live.
-        let found = unsafe { (*object.vtable).size };
-        if found < needed {
-            // SAFETY: dropping the live object we just made, once.
-            unsafe { ((*object.vtable).drop)(object.this) };
-            return Err(CreateError::VTableTooSmall {
-                path: self.path.clone(),
-                kind: kind_name,
-                name: name.to_owned(),
-                found,
-                needed,
-            });
-        }
-        Ok(object)
+        Handle::new(object).map_err(|found| CreateError::VTableTooSmall {
+            path: self.path.clone(),
+            kind: kind_name,
+            name: name.to_owned(),
+            found,
+            needed: size_of::<V>(),
+        })
     }
 
     /// Creates an auth backend from its RON settings text.
     pub fn create_auth(&self, name: &str, settings: &str) -> Result<AuthPlugin, CreateError> {
-        let object = self.create(abi::kind::AUTH, name, settings, size_of::<AuthVTable>())?;
-        Ok(AuthPlugin(Handle::new(object)))
+        Ok(AuthPlugin(self.create(abi::kind::AUTH, name, settings)?))
     }
 
     /// Creates a mail store from its RON settings text.
     pub fn create_store(&self, name: &str, settings: &str) -> Result<StorePlugin, CreateError> {
-        let object = self.create(abi::kind::STORE, name, settings, size_of::<StoreVTable>())?;
-        Ok(StorePlugin(Handle::new(object)))
+        Ok(StorePlugin(self.create(abi::kind::STORE, name, settings)?))
     }
 
     /// Creates a command extension from its RON settings text.
@@ -313,13 +298,7 @@ impl Library {
         name: &str,
         settings: &str,
     ) -> Result<ExtensionPlugin, CreateError> {
-        let object = self.create(
-            abi::kind::EXTENSION,
-            name,
-            settings,
-            size_of::<ExtensionVTable>(),
-        )?;
-        let handle = Handle::<ExtensionVTable>::new(object);
+        let handle: Handle<ExtensionVTable> = self.create(abi::kind::EXTENSION, name, settings)?;
         // SAFETY: live object of the extension kind; the slice borrows it and is copied at once.
         let specs = unsafe { (handle.vtable().verbs)(handle.this) };
         let verbs = specs.as_slice().iter().map(|s| s.to_spec()).collect();
@@ -340,14 +319,21 @@ unsafe impl<V> Send for Handle<V> {}
 unsafe impl<V> Sync for Handle<V> {}
 
 impl<V> Handle<V> {
-    fn new(object: RawObject) -> Self {
-        // SAFETY: the object was made by a factory (or method) of the kind whose vtable is `V`, and
-        // every vtable starts with its VTableHeader, so the cast restores the real type.
-        let vtable = unsafe { &*object.vtable.cast::<V>() };
-        Handle {
-            this: object.this,
-            vtable,
+    /// Takes ownership of `object`, whose vtable must be a `V`. Returns the vtable's size as an error
+    /// (after dropping the object) if it is smaller than `V`: a typed reference to a shorter vtable
+    /// would be undefined behaviour, so the size is read through the header before any cast.
+    fn new(object: RawObject) -> Result<Self, usize> {
+        // SAFETY: every vtable starts with a VTableHeader (ABI rule) and the object is live.
+        let found = unsafe { (*object.vtable).size };
+        if found < size_of::<V>() {
+            // SAFETY: dropping the live object once, through its own header.
+            unsafe { ((*object.vtable).drop)(object.this) };
+            return Err(found);
         }
+        // SAFETY: the object was made by a factory (or method) of the kind whose vtable is `V`, and
+        // the vtable is at least as large as `V`, so the cast restores the real type.
+        let vtable = unsafe { &*object.vtable.cast::<V>() };
+        Ok(Handle { this: object.this, vtable })
     }
 
     fn vtable(&self) -> &'static V {
@@ -428,14 +414,9 @@ impl StorePlugin {
         // SAFETY: live object; request copied by the shim; `&self` outlives the future.
         let fut = unsafe { (self.0.vtable().open)(self.0.this, &ffi) };
         let object = from_ffi_result(fut.await)?;
-        let handle = Handle::<MaildropVTable>::new(object);
-        // SAFETY: the vtable size is checked before methods are used.
-        if handle.header().size < size_of::<MaildropVTable>() {
-            return Err(PluginError::new(
-                ErrorCode::OTHER,
-                "maildrop vtable older than this server",
-            ));
-        }
+        let handle = Handle::<MaildropVTable>::new(object).map_err(|_| {
+            PluginError::new(ErrorCode::OTHER, "maildrop vtable older than this server")
+        })?;
         let vt = handle.vtable();
         // SAFETY: live maildrop; `message` borrows are copied immediately.
         let n = unsafe { (vt.len)(handle.this) };
@@ -478,13 +459,9 @@ impl MaildropHandle {
         // SAFETY: live maildrop; `&self` outlives the future.
         let fut = unsafe { (self.handle.vtable().retrieve)(self.handle.this, index) };
         let object = from_ffi_result(fut.await)?;
-        let handle = Handle::<BodyVTable>::new(object);
-        if handle.header().size < size_of::<BodyVTable>() {
-            return Err(PluginError::new(
-                ErrorCode::OTHER,
-                "body vtable older than this server",
-            ));
-        }
+        let handle = Handle::<BodyVTable>::new(object).map_err(|_| {
+            PluginError::new(ErrorCode::OTHER, "body vtable older than this server")
+        })?;
         Ok(BodyReader(handle))
     }
 
