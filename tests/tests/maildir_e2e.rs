@@ -214,7 +214,23 @@ fn sizes_cache_is_used_on_the_second_open_and_rebuilt_when_corrupt() {
         stat
     };
     let first = login_quit();
-    assert!(d.server.wait_for_log("computed", Duration::from_secs(10)));
+    assert!(
+        d.server
+            .wait_for_log("sizes from cache", Duration::from_secs(10)),
+        "{}",
+        d.server.log()
+    );
+    let first_line = d
+        .server
+        .log()
+        .lines()
+        .find(|l| l.contains("sizes from cache"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        !first_line.contains(" 0 computed"),
+        "the first open computes the sizes: {first_line}"
+    );
     assert!(d.maildir.join("poppet-sizes").exists());
     let second = login_quit();
     assert_eq!(first, second);
@@ -234,7 +250,9 @@ fn sizes_cache_is_used_on_the_second_open_and_rebuilt_when_corrupt() {
         .to_owned();
     assert!(second_line.contains(" 0 computed"), "{second_line}");
 
-    std::fs::write(d.maildir.join("poppet-sizes"), "poppet-sizes 1\ngarbage\n").unwrap();
+    let cache = d.maildir.join("poppet-sizes");
+    let good = std::fs::read_to_string(&cache).unwrap();
+    std::fs::write(&cache, "poppet-sizes 1\ngarbage\n").unwrap();
     let third = login_quit();
     assert_eq!(third, first, "a corrupt cache is rebuilt, not trusted");
     assert!(
@@ -242,6 +260,15 @@ fn sizes_cache_is_used_on_the_second_open_and_rebuilt_when_corrupt() {
             .wait_for_log("ignoring the size cache", Duration::from_secs(10)),
         "{}",
         d.server.log()
+    );
+    assert!(
+        d.server
+            .wait_for_log_count("sizes from cache", 3, Duration::from_secs(10))
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cache).unwrap(),
+        good,
+        "the rebuilt cache is written back"
     );
 }
 

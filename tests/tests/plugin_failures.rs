@@ -197,6 +197,13 @@ fn plugin_panics_fail_one_session_and_the_server_carries_on() {
         "{}",
         server.log()
     );
+    // The session ended in error with its DELE not committed.
+    let ended = "logout user=\"alice\" rip=127.0.0.1 reason=error mechanism=USER retr=1/31 top=0 dele=1 deleted=0";
+    assert!(
+        server.wait_for_log(ended, Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
 
     // Other users, other kinds of failure.
     let mut c = Client::connect(server.addr);

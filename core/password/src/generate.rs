@@ -9,12 +9,13 @@
 //! | SHA256-CRYPT | 5000 rounds, 16-char salt       | the same                                                    |
 //! | BLF-CRYPT    | cost 10, `$2y$`                 | Dovecot's default is cost 5 (`CRYPT_BLF_ROUNDS_DEFAULT`), 32 times cheaper and too fast for today's GPUs; 10 is the common modern floor (OpenBSD, PHP). `-r 5` gives Dovecot's. |
 //! | ARGON2ID     | m=64 MiB, t=3, p=1, 16-byte salt | what `doveadm pw -s ARGON2ID` writes (Dovecot 2.3.19, libsodium) |
+//! | SCRAM-SHA-256 | 4096 iterations, 16-byte salt  | what `doveadm pw -s SCRAM-SHA-256` writes (Dovecot 2.3 ignores `-r` and always writes 4096); also RFC 7677's minimum |
 //! | SSHA256/512  | 4-byte salt                     | what `doveadm pw` and OpenLDAP's `slappasswd` write          |
 //! | PLAIN        | the password itself             | nothing to choose                                           |
 
 use crate::error::HashError;
 use crate::scheme::Scheme;
-use crate::{argon, crypt, ssha};
+use crate::{argon, crypt, scram, ssha};
 
 /// bcrypt cost for new BLF-CRYPT hashes (see the module table for why not Dovecot's 5).
 const BLF_COST_DEFAULT: u32 = 10;
@@ -22,19 +23,22 @@ const BLF_COST_DEFAULT: u32 = 10;
 /// Hashes `password` with `scheme` and its default cost, returning the `{SCHEME}...` string.
 ///
 /// Like `doveadm pw`, a BLF-CRYPT hash uses only the first 72 bytes of the password (bcrypt's limit), and a PLAIN
-/// "hash" is the password itself, which must be UTF-8 (and, for a passwd-file, contain no `:` or newline).
+/// "hash" is the password itself, which must be UTF-8 (and, for a passwd-file, contain no `:` or newline). A
+/// SCRAM-SHA-256 password must be UTF-8 too, since SCRAM normalises it as text (SASLprep).
 pub fn hash(scheme: Scheme, password: &[u8]) -> Result<String, HashError> {
     let rounds = match scheme {
         Scheme::Sha512Crypt | Scheme::Sha256Crypt => Some(crypt::SHA_ROUNDS_DEFAULT),
         Scheme::BlfCrypt => Some(BLF_COST_DEFAULT),
         Scheme::Argon2id => Some(argon::DEFAULT_T_COST),
+        Scheme::ScramSha256 => Some(poppet_sasl::DEFAULT_ITERATIONS),
         Scheme::Ssha256 | Scheme::Ssha512 | Scheme::Plain => None,
     };
     generate(scheme, password, rounds)
 }
 
 /// Like [`hash`] with an explicit cost, as `doveadm pw -r ROUNDS`: SHA-crypt rounds (1000..=999999999), bcrypt
-/// cost (4..=31) or Argon2 passes `t` (1 or more; memory stays 64 MiB). Out-of-range values are refused rather than
+/// cost (4..=31), Argon2 passes `t` (1 or more; memory stays 64 MiB) or SCRAM-SHA-256 PBKDF2 iterations (4096 or
+/// more, RFC 7677's floor; Dovecot 2.3's `doveadm pw` ignores `-r` here, but reads any count back). Out-of-range values are refused rather than
 /// clamped as Dovecot does, so the operator gets the cost they asked for or an error.
 pub fn hash_with_rounds(scheme: Scheme, password: &[u8], rounds: u32) -> Result<String, HashError> {
     match scheme {
@@ -51,6 +55,7 @@ fn generate(scheme: Scheme, password: &[u8], rounds: Option<u32>) -> Result<Stri
             crypt::generate(scheme, password, rounds)?
         }
         (Scheme::Argon2id, Some(t_cost)) => argon::generate(password, t_cost)?,
+        (Scheme::ScramSha256, Some(iterations)) => scram::generate(password, iterations)?,
         (Scheme::Ssha256 | Scheme::Ssha512, None) => ssha::generate(scheme, password),
         (Scheme::Plain, None) => std::str::from_utf8(password)
             .map_err(|_| HashError::PlainNotUtf8)?
@@ -63,7 +68,7 @@ fn generate(scheme: Scheme, password: &[u8], rounds: Option<u32>) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::{PasswordHash, plaintext_equivalent, verify};
+    use crate::hash::{PasswordHash, plaintext_equivalent, scram_keys, verify};
 
     /// Round trip for every scheme with a cheap cost (debug builds are slow); Argon2 at full cost is below.
     #[test]
@@ -115,6 +120,28 @@ mod tests {
             "{text}"
         );
         assert!(verify(&PasswordHash::parse(&text).unwrap(), b"pw"));
+    }
+
+    #[test]
+    fn scram_sha256_defaults_and_iterations() {
+        let text = hash(Scheme::ScramSha256, b"pw").unwrap();
+        assert!(text.starts_with("{SCRAM-SHA-256}4096,"), "{text}");
+        let parsed = PasswordHash::parse(&text).unwrap();
+        let keys = scram_keys(&parsed).unwrap();
+        assert_eq!((keys.iterations, keys.salt.len()), (4096, 16));
+        assert!(verify(&parsed, b"pw"));
+        assert_ne!(text, hash(Scheme::ScramSha256, b"pw").unwrap());
+
+        let text = hash_with_rounds(Scheme::ScramSha256, b"pw", 8192).unwrap();
+        assert!(text.starts_with("{SCRAM-SHA-256}8192,"), "{text}");
+        let parsed = PasswordHash::parse(&text).unwrap();
+        assert_eq!(scram_keys(&parsed).map(|k| k.iterations), Some(8192));
+        assert!(verify(&parsed, b"pw"));
+        assert!(!verify(&parsed, b"pW"));
+        assert!(matches!(
+            hash_with_rounds(Scheme::ScramSha256, b"pw", 1000),
+            Err(HashError::RoundsOutOfRange { min: 4096, .. })
+        ));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! it, as its default scheme `CRYPT`: the `$id$` prefix says which algorithm it is.
 //!
 //! Verification compares in constant time wherever the scheme allows: the crypt and Argon2 libraries compare
-//! digests in constant time, SSHA digests go through `subtle`, and PLAIN compares SHA-512 digests of both sides
-//! so that not even the length of the stored password leaks.
+//! digests in constant time, SSHA digests and SCRAM-SHA-256's StoredKey go through `subtle`, and PLAIN compares
+//! SHA-512 digests of both sides so that not even the length of the stored password leaks.
 
 use std::fmt;
 use std::hint::black_box;
@@ -15,9 +15,11 @@ use std::str::FromStr;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
+use poppet_sasl::ScramCredentials;
+
 use crate::error::ParseError;
 use crate::scheme::Scheme;
-use crate::{argon, crypt, ssha};
+use crate::{argon, crypt, scram, ssha};
 
 /// A parsed, validated password hash. `Debug` shows the scheme only.
 #[derive(Clone)]
@@ -54,6 +56,7 @@ impl PasswordHash {
         match scheme {
             _ if scheme.is_crypt() => return Self::crypt(data),
             Scheme::Argon2id => argon::check(data)?,
+            Scheme::ScramSha256 => scram::check(data)?,
             Scheme::Ssha256 | Scheme::Ssha512 => ssha::check(scheme, data)?,
             _ => {}
         }
@@ -83,6 +86,7 @@ impl PasswordHash {
                 crypt::dummy_like(&self.data)
             }
             Scheme::Argon2id => argon::dummy_like(&self.data),
+            Scheme::ScramSha256 => scram::dummy_like(&self.data),
             Scheme::Ssha256 | Scheme::Ssha512 => ssha::dummy_like(self.scheme, &self.data),
             Scheme::Plain => String::from("\0poppet-dummy"),
         };
@@ -112,13 +116,15 @@ impl fmt::Debug for PasswordHash {
 
 /// Whether `password` matches `hash`. Constant time in the password where the scheme allows (see module docs).
 ///
-/// The cost is the scheme's: microseconds for SSHA and PLAIN, milliseconds for the crypt schemes and Argon2.
+/// The cost is the scheme's: microseconds for SSHA and PLAIN, milliseconds for the crypt schemes, SCRAM-SHA-256
+/// (PBKDF2 at the stored iteration count) and Argon2.
 pub fn verify(hash: &PasswordHash, password: &[u8]) -> bool {
     match hash.scheme {
         Scheme::Sha512Crypt | Scheme::Sha256Crypt | Scheme::BlfCrypt => {
             crypt::verify(&hash.data, password)
         }
         Scheme::Argon2id => argon::verify(&hash.data, password),
+        Scheme::ScramSha256 => scram::verify(&hash.data, password),
         Scheme::Ssha256 | Scheme::Ssha512 => ssha::verify(hash.scheme, &hash.data, password),
         Scheme::Plain => {
             let stored = Sha512::digest(hash.data.as_bytes());
@@ -131,10 +137,35 @@ pub fn verify(hash: &PasswordHash, password: &[u8]) -> bool {
 /// The password itself, when the stored form allows recovering it (only PLAIN).
 ///
 /// Challenge-response mechanisms (APOP's MD5 digest, SCRAM) need the plaintext or something derived from it; a
-/// hashed password cannot serve them, so callers should not offer those mechanisms for such users.
+/// hashed password cannot serve them, so callers should not offer those mechanisms for such users. SCRAM-SHA-256
+/// can also be served from stored keys, see [`scram_keys`].
 pub fn plaintext_equivalent(hash: &PasswordHash) -> Option<&[u8]> {
     match hash.scheme {
         Scheme::Plain => Some(hash.data.as_bytes()),
+        _ => None,
+    }
+}
+
+/// The SCRAM-SHA-256 iteration count, salt, StoredKey and ServerKey of a `{SCRAM-SHA-256}` hash, for the SASL
+/// `SCRAM-SHA-256` mechanism; `None` for every other scheme.
+///
+/// A PLAIN password can serve SCRAM too, by deriving keys from [`plaintext_equivalent`] with
+/// [`ScramCredentials::from_password`]. The keys let whoever holds them impersonate the server, so treat them as
+/// secrets (their `Debug` is redacted).
+///
+/// ```
+/// let hash = poppet_password::PasswordHash::parse(
+///     "{SCRAM-SHA-256}4096,W22ZaJ0SNY7soEsUEjb6gQ==,\
+///      WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=,wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+/// )?;
+/// let keys = poppet_password::scram_keys(&hash).expect("a SCRAM-SHA-256 hash has keys");
+/// assert_eq!((keys.iterations, keys.salt.len()), (4096, 16));
+/// # Ok::<(), poppet_password::ParseError>(())
+/// ```
+pub fn scram_keys(hash: &PasswordHash) -> Option<ScramCredentials> {
+    match hash.scheme {
+        // Parsing validated the data, so this succeeds.
+        Scheme::ScramSha256 => scram::parse(&hash.data).ok(),
         _ => None,
     }
 }
@@ -189,6 +220,55 @@ mod tests {
             assert!(verify(&hash, b"pw "));
             assert!(!verify(&hash, b"pw"));
             assert_eq!(plaintext_equivalent(&hash), Some(&b"pw "[..]));
+        }
+    }
+
+    /// `doveadm pw -s SCRAM-SHA-256 -p 'correct horse'` (Dovecot 2.3.19.1; more in `vectors.rs`).
+    const SCRAM_CORRECT_HORSE: &str = "{SCRAM-SHA-256}4096,tDGxrBYWdGq3K9lMgeQ43w==,\
+        n+fJy3sIJLKPzCOl0LGZim8eCRUYqf4mtOOEjvYAoCA=,OYlfCpBTBjUq+JG+rmb4tUSacIkwowaTkXio10CEGno=";
+
+    #[test]
+    fn scram_sha256_verifies_and_exposes_its_keys() {
+        let lower = SCRAM_CORRECT_HORSE.replace("{SCRAM-SHA-256}", "{scram-sha-256}");
+        for text in [SCRAM_CORRECT_HORSE, lower.as_str()] {
+            let hash = PasswordHash::parse(text).unwrap();
+            assert_eq!(hash.scheme(), Scheme::ScramSha256);
+            assert!(verify(&hash, b"correct horse"));
+            for wrong in [
+                &b"correct horsE"[..],
+                b"correct horse ",
+                b"",
+                b"correct\xffhorse",
+            ] {
+                assert!(
+                    !verify(&hash, wrong),
+                    "{:?}",
+                    String::from_utf8_lossy(wrong)
+                );
+            }
+            assert_eq!(plaintext_equivalent(&hash), None);
+            let keys = scram_keys(&hash).unwrap();
+            assert_eq!((keys.iterations, keys.salt.len()), (4096, 16));
+            assert_eq!(keys.to_dovecot(), SCRAM_CORRECT_HORSE);
+            let text = format!("{hash:?}");
+            assert!(
+                !text.contains("tDGx") && text.contains("ScramSha256"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_scram_has_scram_keys() {
+        for text in [
+            "{PLAIN}pencil",
+            "{SSHA256}LaceSxvQCHaTw6bmHbxQsac+Q/G/OhWx/qOmA4M14w75LhZf",
+            "$2y$04$EU.r6OstGWBmhUjBV0EAOOxG3ST7reej7zLBC0f.7HRi2FS.GKBHO",
+        ] {
+            assert!(
+                scram_keys(&PasswordHash::parse(text).unwrap()).is_none(),
+                "{text}"
+            );
         }
     }
 
@@ -274,6 +354,9 @@ mod tests {
             "{ARGON2ID}$argon2id$v=19$m=65536",
             "{SSHA256}AAAA",
             "{SSHA512}%%%",
+            "{SCRAM-SHA-256}4096,c2FsdA==,AAAA",
+            "{SCRAM-SHA-256}0,tDGxrBYWdGq3K9lMgeQ43w==,n+fJy3sIJLKPzCOl0LGZim8eCRUYqf4mtOOEjvYAoCA=,OYlfCpBTBjUq+JG+rmb4tUSacIkwowaTkXio10CEGno=",
+            "{SCRAM-SHA-256}4096,tDGxrBYWdGq3K9lMgeQ43w==,n+fJy3sIJLKPzCOl0LGZim8eCRUYqf4mtOOEjvYAoC==,OYlfCpBTBjUq+JG+rmb4tUSacIkwowaTkXio10CEGno=",
         ] {
             let err = PasswordHash::parse(text).unwrap_err();
             assert!(
@@ -293,6 +376,7 @@ mod tests {
         for text in [
             "{PLAIN}x",
             "{SSHA256}LaceSxvQCHaTw6bmHbxQsac+Q/G/OhWx/qOmA4M14w75LhZf",
+            SCRAM_CORRECT_HORSE,
             "$2y$04$EU.r6OstGWBmhUjBV0EAOOxG3ST7reej7zLBC0f.7HRi2FS.GKBHO",
         ] {
             let template = PasswordHash::parse(text).unwrap();

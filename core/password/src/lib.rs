@@ -9,6 +9,8 @@
 //!   the scheme.
 //! - [`verify`] checks a password in constant time where the scheme allows; [`dummy_verify`] and
 //!   [`dummy_verify_like`] spend the same time for a user that does not exist.
+//! - [`plaintext_equivalent`] and [`scram_keys`] hand challenge-response mechanisms (APOP, SASL SCRAM-SHA-256)
+//!   what they need from `{PLAIN}` and `{SCRAM-SHA-256}` entries.
 //! - [`hash`] and [`hash_with_rounds`] produce new `{SCHEME}...` strings with fresh salts and Dovecot's defaults.
 //! - [`parse_passwd_file`] reads Dovecot's `user:{SCHEME}hash:uid:gid:gecos:home:shell:extra_fields` file,
 //!   reporting bad lines without giving up on the good ones.
@@ -25,6 +27,7 @@ mod generate;
 mod hash;
 mod passwd_file;
 mod scheme;
+mod scram;
 mod ssha;
 #[cfg(test)]
 mod vectors;
@@ -32,7 +35,9 @@ mod vectors;
 pub use crate::error::{HashError, ParseError};
 pub use crate::generate::{hash, hash_with_rounds};
 pub use crate::hash::{
-    PasswordHash, dummy_verify, dummy_verify_like, plaintext_equivalent, verify,
+    PasswordHash, dummy_verify, dummy_verify_like, plaintext_equivalent, scram_keys, verify,
 };
 pub use crate::passwd_file::{Entry, LineError, LineErrorReason, parse_passwd_file};
 pub use crate::scheme::Scheme;
+/// The SCRAM-SHA-256 keys [`scram_keys`] returns, re-exported so callers need not depend on `poppet-sasl`.
+pub use poppet_sasl::ScramCredentials;

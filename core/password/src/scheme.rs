@@ -21,6 +21,9 @@ pub enum Scheme {
     BlfCrypt,
     /// `ARGON2ID`: a PHC string `$argon2id$v=19$m=..,t=..,p=..$salt$hash` as libsodium writes it.
     Argon2id,
+    /// `SCRAM-SHA-256`: RFC 5802 keys, `<iterations>,<b64 salt>,<b64 StoredKey>,<b64 ServerKey>`. Serves the
+    /// SASL `SCRAM-SHA-256` mechanism without storing the password.
+    ScramSha256,
     /// `SSHA256`: base64 of `SHA-256(password || salt) || salt`.
     Ssha256,
     /// `SSHA512`: base64 of `SHA-512(password || salt) || salt`.
@@ -31,11 +34,12 @@ pub enum Scheme {
 
 impl Scheme {
     /// Every scheme, in the order `poppet pw -l` lists them.
-    pub const ALL: [Scheme; 7] = [
+    pub const ALL: [Scheme; 8] = [
         Scheme::Sha512Crypt,
         Scheme::Sha256Crypt,
         Scheme::BlfCrypt,
         Scheme::Argon2id,
+        Scheme::ScramSha256,
         Scheme::Ssha256,
         Scheme::Ssha512,
         Scheme::Plain,
@@ -48,6 +52,7 @@ impl Scheme {
             Scheme::Sha256Crypt => "SHA256-CRYPT",
             Scheme::BlfCrypt => "BLF-CRYPT",
             Scheme::Argon2id => "ARGON2ID",
+            Scheme::ScramSha256 => "SCRAM-SHA-256",
             Scheme::Ssha256 => "SSHA256",
             Scheme::Ssha512 => "SSHA512",
             Scheme::Plain => "PLAIN",
@@ -65,6 +70,7 @@ impl Scheme {
             "SHA256-CRYPT" => Scheme::Sha256Crypt,
             "BLF-CRYPT" => Scheme::BlfCrypt,
             "ARGON2ID" => Scheme::Argon2id,
+            "SCRAM-SHA-256" => Scheme::ScramSha256,
             "SSHA256" => Scheme::Ssha256,
             "SSHA512" => Scheme::Ssha512,
             "PLAIN" | "CLEARTEXT" | "CLEAR" => Scheme::Plain,

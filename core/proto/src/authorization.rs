@@ -11,7 +11,14 @@
 //! opens the maildrop (mail store), then reports a [`LoginOutcome`]. Failures carry the
 //! response codes of RFC 2449 §8 and RFC 3206, so clients can tell a wrong password
 //! (`[AUTH]`) from a locked maildrop (`[IN-USE]`) or a broken server (`[SYS/TEMP]`).
-//! USER answers `+OK` for every name, so the server does not reveal which users exist.
+//! USER answers `+OK` for every name, so the server does not reveal which users exist;
+//! a name that fails [`crate::validate_user`] is accepted too and reaches the driver
+//! flagged, to be rejected like a wrong password.
+//!
+//! While [`crate::SessionOptions::plaintext_disallowed`] is set (an unencrypted
+//! connection from outside loopback), USER and PASS are refused with Dovecot's
+//! `-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS)
+//! connections.`; APOP sends no password and stays allowed.
 
 use crate::capability::UserPolicy;
 use crate::command::Command;
@@ -21,28 +28,35 @@ use crate::response::Response;
 use crate::session::{Account, Pending, Phase, Session};
 use crate::state::State;
 use crate::transaction::Maildrop;
+use crate::user::validate_user;
 
 impl Session {
     /// USER, PASS and APOP.
     pub(crate) fn authorization(&mut self, command: Command) -> Result<Event, ProtoError> {
-        let Phase::Authorization { user: candidate } = &mut self.phase else {
+        let Phase::Authorization {
+            user: candidate, ..
+        } = &mut self.phase
+        else {
             return Err(ProtoError::WrongState {
                 verb: "login".into(),
                 state: self.state(),
             });
         };
+        let user_pass = if !self.options.user_pass {
+            Err(ProtoError::UserPassDisabled)
+        } else if self.options.plaintext_disallowed {
+            Err(ProtoError::PlaintextDisallowed)
+        } else {
+            Ok(())
+        };
         match command {
             Command::User(name) => {
-                if !self.options.user_pass {
-                    return Err(ProtoError::UserPassDisabled);
-                }
+                user_pass?;
                 *candidate = Some(name);
                 Ok(Event::Reply(Response::ok("send PASS")))
             }
             Command::Pass(secret) => {
-                if !self.options.user_pass {
-                    return Err(ProtoError::UserPassDisabled);
-                }
+                user_pass?;
                 // Taking the name means a failed PASS needs a new USER (RFC 1939 §7:
                 // after "-ERR" to PASS the client "may either issue a new
                 // authentication command or may issue the QUIT command").
@@ -50,6 +64,7 @@ impl Session {
                 self.pending = Some(Pending::Auth { user: user.clone() });
                 let request = AuthRequest {
                     mechanism: Mechanism::UserPass,
+                    valid_user: validate_user(&user).is_ok(),
                     user,
                     secret,
                 };
@@ -63,6 +78,7 @@ impl Session {
                 self.pending = Some(Pending::Auth { user: user.clone() });
                 let request = AuthRequest {
                     mechanism: Mechanism::Apop,
+                    valid_user: validate_user(&user).is_ok(),
                     user,
                     secret: digest,
                 };
@@ -75,16 +91,27 @@ impl Session {
         }
     }
 
-    /// Answers [`Event::AuthRequested`]. On success the session enters TRANSACTION
-    /// with the given snapshot; otherwise it stays in AUTHORIZATION (a new USER is
-    /// needed). The reply is handed out by the next [`Session::next`]. Ignored if no
-    /// login is pending.
+    /// Answers [`Event::AuthRequested`], or ends a SASL exchange with the verdict
+    /// (RFC 5034). On success the session enters TRANSACTION with the given snapshot;
+    /// otherwise it stays in AUTHORIZATION (a new USER or AUTH is needed). The reply is
+    /// handed out by the next [`Session::next`]. Ignored if no login is pending.
+    ///
+    /// After a SASL login through this method [`Session::user`] is `None`, since only
+    /// the driver knows whom the mechanism authenticated; [`Session::sasl_completed`]
+    /// takes the name.
     pub fn auth_completed(&mut self, outcome: LoginOutcome) {
-        let Some(Pending::Auth { user }) = self.pending.clone() else {
-            return;
-        };
+        match self.pending.clone() {
+            Some(Pending::Auth { user }) => self.finish_login(Some(user), outcome),
+            Some(Pending::Sasl) => self.finish_login(None, outcome),
+            _ => {}
+        }
+    }
+
+    /// Ends the pending login: the verdict, the reply and the state change.
+    pub(crate) fn finish_login(&mut self, user: Option<String>, outcome: LoginOutcome) {
         self.pending = None;
         self.touch_on_next = true;
+        self.end_sasl_exchange();
         let reply = match outcome {
             LoginOutcome::Accepted {
                 messages,

@@ -7,10 +7,16 @@
 //! with the `USER` tag, which RFC 2449 (EXPIRE, LOGIN-DELAY) provides for values that may vary per
 //! user; after login we advertise the user's own value without the tag.
 //!
-//! STLS, SASL and the like join this list when the core implements them.
+//! RFC 2449 §5 also says "Capabilities available in the AUTHORIZATION state MUST be
+//! announced in both states", so `STLS` (RFC 2595 §4) and `SASL` (RFC 2449 §6.3,
+//! RFC 5034) appear after login too. `STLS` is listed while it is offered and TLS is
+//! not active yet; `USER` and the `SASL` list follow the cleartext policy
+//! ([`SessionOptions::plaintext_disallowed`]), so a client is never offered a login
+//! that would be refused.
 
 use crate::options::{Expire, SessionOptions};
 use crate::response::Response;
+use crate::sasl::allowed_mechanisms;
 use crate::state::State;
 
 /// The per-user values that override the server defaults after login.
@@ -27,10 +33,17 @@ pub(crate) fn capability_lines(
     user: Option<UserPolicy>,
 ) -> Vec<String> {
     let mut lines: Vec<String> = vec!["TOP".into(), "UIDL".into()];
-    if options.user_pass {
+    if options.user_pass && !options.plaintext_disallowed {
         lines.push("USER".into());
     }
+    let mechanisms = allowed_mechanisms(options);
+    if !mechanisms.is_empty() {
+        lines.push(format!("SASL {}", mechanisms.join(" ")));
+    }
     lines.extend(["PIPELINING", "RESP-CODES", "AUTH-RESP-CODE"].map(String::from));
+    if options.stls && !options.tls_active {
+        lines.push("STLS".into());
+    }
     let per_user = state == State::Authorization;
     let user = user.unwrap_or_default();
     if let Some(expire) = user.expire.or(options.expire) {

@@ -9,7 +9,8 @@
 //! the keyword ([`Verb`]), then the arguments for that verb. A client that sends `RETR`
 //! before logging in hears "not valid in this state", which helps more than a complaint
 //! about its arguments. Keywords that are not core verbs come back as `None` from
-//! [`Verb::parse`]; that is where extension verbs (and later STLS and AUTH) hook in.
+//! [`Verb::parse`]; that is where extension verbs hook in. STLS (RFC 2595 §4) and AUTH
+//! (RFC 5034) are core verbs: a plugin cannot take them over.
 //!
 //! Runs of spaces between arguments are tolerated (some clients send a trailing space),
 //! except for PASS, whose argument is the rest of the line: RFC 1939 §7 notes "Since the
@@ -39,10 +40,12 @@ pub(crate) enum Verb {
     Top,
     Uidl,
     Capa,
+    Stls,
+    Auth,
 }
 
 impl Verb {
-    const ALL: [Verb; 13] = [
+    const ALL: [Verb; 15] = [
         Verb::User,
         Verb::Pass,
         Verb::Apop,
@@ -56,6 +59,8 @@ impl Verb {
         Verb::Top,
         Verb::Uidl,
         Verb::Capa,
+        Verb::Stls,
+        Verb::Auth,
     ];
 
     /// The core verb for a keyword, case-insensitively.
@@ -81,13 +86,20 @@ impl Verb {
             Self::Top => "TOP",
             Self::Uidl => "UIDL",
             Self::Capa => "CAPA",
+            Self::Stls => "STLS",
+            Self::Auth => "AUTH",
         }
     }
 
     /// The states in which RFC 1939 (and RFC 2449 for CAPA) allow the verb.
     pub(crate) fn states(self) -> StateSet {
         match self {
-            Self::User | Self::Pass | Self::Apop => StateSet::AUTHORIZATION,
+            // RFC 2595 §4: "The STLS command is only permitted in AUTHORIZATION state";
+            // RFC 5034 §4: "The AUTH command may only be given in the AUTHORIZATION
+            // state".
+            Self::User | Self::Pass | Self::Apop | Self::Stls | Self::Auth => {
+                StateSet::AUTHORIZATION
+            }
             Self::Quit | Self::Capa => StateSet::BOTH,
             Self::Stat
             | Self::List
@@ -128,6 +140,12 @@ pub(crate) enum Command {
     },
     Uidl(Option<u64>),
     Capa,
+    Stls,
+    /// `AUTH` alone lists the mechanisms; the initial response is raw base64.
+    Auth {
+        mechanism: Option<String>,
+        initial_response: Option<String>,
+    },
 }
 
 impl Command {
@@ -142,6 +160,9 @@ impl Command {
                 });
             }
             return Ok(Self::Pass(Secret::new(rest.to_owned())));
+        }
+        if verb == Verb::Auth {
+            return crate::sasl::parse_auth(rest);
         }
         let args = split_args(rest)?;
         let command = match verb {
@@ -158,6 +179,7 @@ impl Command {
             Verb::Noop => none(name, &args).map(|()| Self::Noop)?,
             Verb::Rset => none(name, &args).map(|()| Self::Rset)?,
             Verb::Capa => none(name, &args).map(|()| Self::Capa)?,
+            Verb::Stls => none(name, &args).map(|()| Self::Stls)?,
             Verb::List => Self::List(optional_msg(name, &args)?),
             Verb::Uidl => Self::Uidl(optional_msg(name, &args)?),
             Verb::Retr => Self::Retr(msg_number(one(name, "a message number", &args)?)?),
@@ -169,7 +191,7 @@ impl Command {
                     lines: line_count(lines)?,
                 }
             }
-            Verb::Pass => {
+            Verb::Pass | Verb::Auth => {
                 return Err(ProtoError::MissingArgument {
                     verb: name,
                     what: "a password",
@@ -277,11 +299,9 @@ mod tests {
         assert_eq!(parse("stat"), Ok(Command::Stat));
         assert_eq!(parse("Capa"), Ok(Command::Capa));
         assert_eq!(parse("tOp 1 0"), Ok(Command::Top { msg: 1, lines: 0 }));
-        assert!(matches!(parse("STLS"), Err(ProtoError::UnknownCommand(_))));
-        assert!(matches!(
-            parse("AUTH PLAIN"),
-            Err(ProtoError::UnknownCommand(_))
-        ));
+        assert_eq!(parse("stls"), Ok(Command::Stls));
+        assert_eq!(parse("STLS x"), Err(ProtoError::TooManyArguments("STLS")));
+        assert!(matches!(parse("XTLS"), Err(ProtoError::UnknownCommand(_))));
     }
 
     #[test]

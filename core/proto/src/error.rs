@@ -55,6 +55,10 @@ pub enum ProtoError {
     /// The APOP digest is not 32 hexadecimal digits (RFC 1939 §7).
     #[error("APOP digest must be 32 hexadecimal digits")]
     InvalidDigest,
+    /// A SASL continuation line exceeds [`crate::SessionOptions::max_sasl_line`]; the
+    /// exchange is cancelled.
+    #[error("authentication line too long (at most {0} octets including CRLF)")]
+    SaslLineTooLong(usize),
 
     // The client's timing.
     /// The command exists but not in the current state.
@@ -74,6 +78,23 @@ pub enum ProtoError {
     /// APOP is not offered (no timestamp in the greeting).
     #[error("APOP is not available")]
     ApopDisabled,
+    /// STLS while TLS is already active; the text is RFC 2595 §4's example.
+    #[error("Command not permitted when TLS active")]
+    TlsActive,
+    /// STLS is not offered on this connection.
+    #[error("STLS is not available")]
+    StlsNotOffered,
+    /// STLS between USER and PASS (RFC 2595 §4 allows it in AUTHORIZATION; refusing it
+    /// mid-login keeps a plain-text USER from carrying over into TLS).
+    #[error("STLS is not allowed after USER")]
+    StlsAfterUser,
+    /// A cleartext login on an unencrypted connection while the policy forbids it;
+    /// Dovecot's text, which users and operators know.
+    #[error("Plaintext authentication disallowed on non-secure (SSL/TLS) connections.")]
+    PlaintextDisallowed,
+    /// AUTH names a mechanism the session does not offer.
+    #[error("Unsupported authentication mechanism")]
+    UnsupportedMechanism,
     /// The message number is 0 or beyond the maildrop.
     #[error("no such message")]
     NoSuchMessage,
@@ -86,6 +107,9 @@ pub enum ProtoError {
     /// The autologout timer expired (RFC 1939 §3).
     #[error("autologout: idle for too long")]
     IdleTimeout,
+    /// The client did not log in within the login timeout.
+    #[error("Disconnected: login took too long")]
+    LoginTimeout,
 
     // The login outcome.
     /// The credentials were rejected (RFC 3206 `AUTH`).
@@ -97,6 +121,13 @@ pub enum ProtoError {
     /// The user logged in too recently (RFC 2449 §8.1 `LOGIN-DELAY`).
     #[error("logged in too recently, try again later")]
     LoginTooSoon,
+    /// The client cancelled a SASL exchange with `*` (RFC 5034 §4).
+    #[error("Authentication cancelled")]
+    SaslCancelled,
+    /// The driver found the SASL exchange malformed (bad base64, a malformed message);
+    /// the text says what.
+    #[error("{0}")]
+    SaslFailed(String),
 
     // The server or a plugin.
     /// A temporary failure (RFC 3206 `SYS/TEMP`); the text says what failed.
@@ -123,7 +154,10 @@ impl ProtoError {
     /// The response code this error carries on the wire, if any.
     pub fn code(&self) -> Option<ResponseCode> {
         match self {
-            Self::AuthFailed => Some(ResponseCode::Auth),
+            Self::AuthFailed
+            | Self::PlaintextDisallowed
+            | Self::SaslCancelled
+            | Self::SaslFailed(_) => Some(ResponseCode::Auth),
             Self::MailboxInUse => Some(ResponseCode::InUse),
             Self::LoginTooSoon => Some(ResponseCode::LoginDelay),
             Self::Temporary(_)
@@ -141,15 +175,30 @@ impl ProtoError {
             | Self::ArgumentTooLong
             | Self::InvalidNumber { .. }
             | Self::InvalidDigest
+            | Self::SaslLineTooLong(_)
             | Self::WrongState { .. }
             | Self::PassWithoutUser
             | Self::UserPassDisabled
             | Self::ApopDisabled
+            | Self::TlsActive
+            | Self::StlsNotOffered
+            | Self::StlsAfterUser
+            | Self::UnsupportedMechanism
             | Self::NoSuchMessage
             | Self::AlreadyDeleted(_)
             | Self::TooManyBadCommands
-            | Self::IdleTimeout => None,
+            | Self::IdleTimeout
+            | Self::LoginTimeout => None,
         }
+    }
+
+    /// Whether this refuses a login attempt by policy rather than a broken command.
+    /// Like failed logins, these do not count towards the bad-command limits: a client
+    /// trying what it was not offered is not fumbling, and the driver's failure delay
+    /// and the login timeout bound how often it can try. (Dovecot's login process does
+    /// not count them either.)
+    pub(crate) fn is_login_refusal(&self) -> bool {
+        matches!(self, Self::PlaintextDisallowed | Self::UnsupportedMechanism)
     }
 
     /// The `-ERR` line for this error.
@@ -184,8 +233,8 @@ mod tests {
             (ProtoError::InvalidUtf8, "-ERR command is not valid UTF-8"),
             (ProtoError::EmptyCommand, "-ERR empty command"),
             (
-                ProtoError::UnknownCommand("STLS".into()),
-                "-ERR unknown command STLS",
+                ProtoError::UnknownCommand("XYZZY".into()),
+                "-ERR unknown command XYZZY",
             ),
             (
                 ProtoError::MissingArgument {
@@ -214,6 +263,10 @@ mod tests {
                 "-ERR APOP digest must be 32 hexadecimal digits",
             ),
             (
+                ProtoError::SaslLineTooLong(8192),
+                "-ERR authentication line too long (at most 8192 octets including CRLF)",
+            ),
+            (
                 ProtoError::WrongState {
                     verb: "RETR".into(),
                     state: State::Authorization,
@@ -229,6 +282,23 @@ mod tests {
                 "-ERR USER/PASS login is disabled",
             ),
             (ProtoError::ApopDisabled, "-ERR APOP is not available"),
+            (
+                ProtoError::TlsActive,
+                "-ERR Command not permitted when TLS active",
+            ),
+            (ProtoError::StlsNotOffered, "-ERR STLS is not available"),
+            (
+                ProtoError::StlsAfterUser,
+                "-ERR STLS is not allowed after USER",
+            ),
+            (
+                ProtoError::PlaintextDisallowed,
+                "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+            ),
+            (
+                ProtoError::UnsupportedMechanism,
+                "-ERR Unsupported authentication mechanism",
+            ),
             (ProtoError::NoSuchMessage, "-ERR no such message"),
             (
                 ProtoError::AlreadyDeleted(2),
@@ -242,6 +312,10 @@ mod tests {
                 ProtoError::IdleTimeout,
                 "-ERR autologout: idle for too long",
             ),
+            (
+                ProtoError::LoginTimeout,
+                "-ERR Disconnected: login took too long",
+            ),
             (ProtoError::AuthFailed, "-ERR [AUTH] Authentication failed"),
             (
                 ProtoError::MailboxInUse,
@@ -250,6 +324,14 @@ mod tests {
             (
                 ProtoError::LoginTooSoon,
                 "-ERR [LOGIN-DELAY] logged in too recently, try again later",
+            ),
+            (
+                ProtoError::SaslCancelled,
+                "-ERR [AUTH] Authentication cancelled",
+            ),
+            (
+                ProtoError::SaslFailed("Invalid base64 data".into()),
+                "-ERR [AUTH] Invalid base64 data",
             ),
             (
                 ProtoError::Temporary("store offline".into()),

@@ -1,8 +1,8 @@
 //! What the session asks of its driver, and what the driver answers.
 //!
 //! The session never does I/O. [`Event`]s tell the driver to write a reply, to check
-//! credentials, to stream a message body, to commit deletions, to run an extension
-//! verb, or to close. The actions are answered with the `*_completed` methods of
+//! credentials, to start TLS, to run a step of a SASL mechanism, to stream a message
+//! body, to commit deletions, to run an extension verb, or to close. The actions are answered with the `*_completed` methods of
 //! [`crate::Session`], which take the outcome types defined here. Until the answer
 //! arrives the session holds back further input, so pipelined commands are answered
 //! strictly in order (RFC 2449 §6.6, PIPELINING).
@@ -47,6 +47,33 @@ pub enum Event {
         /// The arguments, each at most 40 octets.
         args: Vec<String>,
     },
+    /// STLS was accepted (RFC 2595 §4). Write and flush every earlier reply (the last
+    /// is `+OK Begin TLS negotiation`), run the TLS handshake on the connection, then
+    /// call [`crate::Session::tls_started`]; if the handshake fails, close. The session
+    /// has discarded all input received after the STLS line and ignores input until
+    /// then, so nothing sent in plain text is read as if it came through TLS. Bound the
+    /// handshake by [`crate::Session::deadline`].
+    StartTls,
+    /// `AUTH <mechanism> [initial-response]` (RFC 5034) for a mechanism the session
+    /// allows. Start the mechanism, then call [`crate::Session::sasl_challenge`],
+    /// [`crate::Session::sasl_completed`] (or [`crate::Session::auth_completed`]) or
+    /// [`crate::Session::sasl_failed`].
+    SaslStarted {
+        /// The mechanism name in upper case, one of
+        /// [`crate::SessionOptions::sasl_mechanisms`].
+        mechanism: String,
+        /// The initial response as sent (base64, not decoded); `Some("")` for `=`, the
+        /// empty response; `None` when the client sent none.
+        initial_response: Option<String>,
+    },
+    /// The client answered a challenge; answer it like [`Event::SaslStarted`].
+    SaslResponse {
+        /// The line as sent (base64, not decoded; possibly empty).
+        data: String,
+    },
+    /// The client cancelled the exchange with `*`, or its answer broke the line rules;
+    /// the `-ERR` reply came just before. Drop the mechanism's state.
+    SaslCancelled,
     /// Write `reply` if there is one (after all earlier replies), then close.
     Close {
         /// Why the session ends.
@@ -66,6 +93,9 @@ pub enum CloseReason {
     Timeout,
     /// Too many consecutive bad commands.
     TooManyErrors,
+    /// The client did not log in within
+    /// [`crate::SessionOptions::login_timeout`] of connecting.
+    LoginTimeout,
 }
 
 /// A login attempt for the auth backend.
@@ -77,6 +107,12 @@ pub struct AuthRequest {
     pub user: String,
     /// The password (USER/PASS) or the lower-case hex MD5 digest (APOP).
     pub secret: Secret<String>,
+    /// Whether `user` passed [`crate::validate_user`]. When `false`, do not give the
+    /// name to any backend or path: answer [`LoginOutcome::Rejected`] after the usual
+    /// failure delay, so that on the wire (reply and timing) an invalid name looks
+    /// exactly like a wrong password. The session cannot refuse it earlier: USER
+    /// answers `+OK` for every name so that names cannot be probed.
+    pub valid_user: bool,
 }
 
 /// An authentication mechanism.

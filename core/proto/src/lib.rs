@@ -3,7 +3,10 @@
 //! Bytes in, events and responses out, clock passed in; no sockets, files or async, so
 //! every rule of RFC 1939 (POP3), RFC 2449 (CAPA, PIPELINING, RESP-CODES,
 //! AUTH-RESP-CODE, LOGIN-DELAY, EXPIRE, IMPLEMENTATION, 255-octet command lines) and
-//! RFC 3206 (SYS/TEMP, SYS/PERM, AUTH) is testable without a network.
+//! RFC 3206 (SYS/TEMP, SYS/PERM, AUTH), RFC 2595 (STLS) and RFC 5034 (SASL AUTH
+//! framing; the mechanisms run in the driver) is testable without a network. The
+//! hostile-client rules live here too: the cleartext policy, bad-command limits, an
+//! absolute login timeout and username hygiene.
 //!
 //! The driver loop:
 //!
@@ -24,7 +27,7 @@
 //!             }
 //!             break;
 //!         }
-//!         _ => unimplemented!("auth, transfers, commits and extensions"),
+//!         _ => unimplemented!("TLS, auth, transfers, commits and extensions"),
 //!     }
 //! }
 //! assert!(wire.ends_with(b"+OK Poppet signing off\r\n"));
@@ -39,12 +42,15 @@ mod event;
 mod line;
 mod options;
 mod response;
+mod sasl;
 mod secret;
 mod session;
 mod state;
+mod tls;
 mod transaction;
 mod uidl;
 mod update;
+mod user;
 
 #[cfg(test)]
 mod testing;
@@ -63,3 +69,4 @@ pub use crate::secret::Secret;
 pub use crate::session::Session;
 pub use crate::state::{State, StateSet};
 pub use crate::uidl::{InvalidUidl, Uidl};
+pub use crate::user::{InvalidUser, MAX_USER_LEN, validate_user};

@@ -10,6 +10,9 @@
 //! LF, so a client cannot make the session buffer without bound. Bare LF is accepted as
 //! a line end (common in hand-typed telnet sessions); only a CR right before the LF is
 //! part of the terminator. What comes out is the same whatever the input chunking.
+//!
+//! SASL continuation lines (RFC 5034) are framed the same way with a larger limit
+//! ([`crate::SessionOptions::max_sasl_line`]); the caller passes the limit per line.
 
 use crate::error::ProtoError;
 
@@ -32,8 +35,14 @@ impl LineReader {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next complete line, without its terminator, decoded and checked.
+    /// The next complete command line, without its terminator, decoded and checked.
     pub(crate) fn next_line(&mut self) -> Option<Result<String, ProtoError>> {
+        self.next_line_within(MAX_LINE)
+    }
+
+    /// Like [`LineReader::next_line`] for a line of at most `limit` octets, CRLF
+    /// included; a longer line is [`ProtoError::LineTooLong`].
+    pub(crate) fn next_line_within(&mut self, limit: usize) -> Option<Result<String, ProtoError>> {
         loop {
             let pending = &self.buf[self.start..];
             let newline = pending.iter().position(|&b| b == b'\n');
@@ -51,7 +60,7 @@ impl LineReader {
                 }
             }
             let Some(at) = newline else {
-                if pending.len() >= MAX_LINE {
+                if pending.len() >= limit {
                     // Even the shortest terminator (LF) would push it past the limit.
                     self.discarding = true;
                     self.consume(pending.len());
@@ -61,7 +70,7 @@ impl LineReader {
             };
             let raw = &pending[..at];
             let content = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let result = if content.len() + 2 > MAX_LINE {
+            let result = if content.len() + 2 > limit {
                 Err(ProtoError::LineTooLong)
             } else {
                 decode(content)
@@ -69,6 +78,13 @@ impl LineReader {
             self.consume(at + 1);
             return Some(result);
         }
+    }
+
+    /// Drops everything buffered, e.g. plain text pipelined after STLS.
+    pub(crate) fn discard_all(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+        self.discarding = false;
     }
 
     /// Whether any unread input is buffered.
@@ -137,6 +153,23 @@ mod tests {
         assert!(!reader.has_input());
         reader.push(b"zz\r\nNOOP\r\n");
         assert_eq!(reader.next_line(), Some(Ok("NOOP".into())));
+        assert_eq!(reader.next_line(), None);
+    }
+
+    #[test]
+    fn larger_limit_for_continuations_and_discard_all() {
+        let mut reader = LineReader::default();
+        let long = format!("{}\r\n", "A".repeat(1000));
+        reader.push(long.as_bytes());
+        assert_eq!(reader.next_line_within(1002), Some(Ok("A".repeat(1000))));
+        reader.push(long.as_bytes());
+        assert_eq!(
+            reader.next_line_within(1001),
+            Some(Err(ProtoError::LineTooLong))
+        );
+        reader.push(b"NOOP\r\nST");
+        reader.discard_all();
+        assert!(!reader.has_input());
         assert_eq!(reader.next_line(), None);
     }
 

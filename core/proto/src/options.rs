@@ -64,9 +64,40 @@ pub struct SessionOptions {
     /// The autologout timer. RFC 1939 §3: "Such a timer MUST be of at least 10 minutes'
     /// duration." Default 10 minutes, the RFC minimum (also Dovecot's value).
     pub idle_timeout: Duration,
-    /// How many consecutive bad commands close the session. Default 20, Dovecot's
-    /// bad-command limit; 0 disables the limit.
-    pub max_bad_commands: u32,
+    /// How many consecutive bad commands close the session before login. Default 3,
+    /// the limit of Dovecot's login process: a client that has not logged in has no
+    /// reason to fumble, and a scanner should free its slot quickly. 0 disables it.
+    pub max_bad_commands_authorization: u32,
+    /// How many consecutive bad commands close the session after login. Default 20,
+    /// Dovecot's limit for logged-in POP3 sessions. 0 disables it.
+    pub max_bad_commands_transaction: u32,
+    /// The time a client has from connecting to logging in. It is absolute, not reset
+    /// by commands, so a client trickling commands cannot hold a connection slot
+    /// (slow-loris). Default 3 minutes, Dovecot's login timeout; `Duration::ZERO`
+    /// switches it off (the idle timer still applies). After login only the idle timer
+    /// counts.
+    pub login_timeout: Duration,
+    /// Offer STLS (RFC 2595 §4): the listener is plain text and the server has a TLS
+    /// configuration. Default `false`: the engine cannot know whether TLS is configured.
+    pub stls: bool,
+    /// The connection is already encrypted (an implicit-TLS listener, RFC 8314).
+    /// Default `false`. [`crate::Session::tls_started`] sets it after STLS.
+    pub tls_active: bool,
+    /// Refuse USER/PASS, `AUTH PLAIN` and `AUTH LOGIN` and leave them out of CAPA, like
+    /// Dovecot's `disable_plaintext_auth`; the server sets it on unencrypted connections
+    /// from outside loopback. APOP and challenge-response SASL mechanisms stay allowed.
+    /// Default `false`, so that the engine on its own behaves as RFC 1939 describes;
+    /// the server's default configuration turns it on. TLS clears it.
+    pub plaintext_disallowed: bool,
+    /// The SASL mechanisms the server can serve, upper case (RFC 5034, e.g. `PLAIN`,
+    /// `SCRAM-SHA-256`), in the order CAPA lists them. Default empty: the auth backend
+    /// decides what can be served, and without one no AUTH is offered.
+    pub sasl_mechanisms: Vec<String>,
+    /// The longest SASL continuation line, CRLF included. Default 8192 octets: SCRAM
+    /// and GSSAPI messages do not fit the 255 octets of a command line (RFC 2449 §4),
+    /// and Dovecot's limit for an authentication line is in that range; a client cannot
+    /// make the session buffer more.
+    pub max_sasl_line: usize,
     /// Verbs provided by extension plugins.
     pub extension_verbs: Vec<ExtensionVerb>,
     /// Extra lines for the CAPA response (e.g. from configuration).
@@ -78,6 +109,8 @@ pub struct SessionOptions {
 impl SessionOptions {
     /// RFC 1939 §3's minimum autologout time.
     pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+    /// Dovecot's login timeout, the default of [`SessionOptions::login_timeout`].
+    pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(180);
 }
 
 impl Default for SessionOptions {
@@ -89,7 +122,14 @@ impl Default for SessionOptions {
             expire: None,
             login_delay: None,
             idle_timeout: Self::MIN_IDLE_TIMEOUT,
-            max_bad_commands: 20,
+            max_bad_commands_authorization: 3,
+            max_bad_commands_transaction: 20,
+            login_timeout: Self::DEFAULT_LOGIN_TIMEOUT,
+            stls: false,
+            tls_active: false,
+            plaintext_disallowed: false,
+            sasl_mechanisms: Vec::new(),
+            max_sasl_line: 8192,
             extension_verbs: Vec::new(),
             extra_capabilities: Vec::new(),
             greeting_text: String::from("Poppet ready"),

@@ -12,16 +12,34 @@
 //! pre-pending the termination octet to that line of the response." Message bodies are
 //! streamed instead, through [`crate::BodyEncoder`].
 //!
+//! A SASL challenge is neither: RFC 5034 §4 sends it as "a line consisting of a "+"
+//! character followed by a single space and a string encoded using Base64", which
+//! [`Response::continuation`] builds (an empty challenge is `+ ` alone).
+//!
 //! Text comes partly from plugins, so constructors replace control characters with
 //! spaces (no CRLF injection) and cap the first line at 512 octets.
 
 /// The status indicator of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     /// `+OK`.
     Ok,
     /// `-ERR`.
     Err,
+    /// `+ `: a SASL server challenge that waits for one client line (RFC 5034 §4).
+    Continuation,
+}
+
+impl Status {
+    /// The indicator as written on the wire.
+    fn indicator(self) -> &'static str {
+        match self {
+            Self::Ok => "+OK",
+            Self::Err => "-ERR",
+            Self::Continuation => "+",
+        }
+    }
 }
 
 /// A response code (RFC 2449 §8, RFC 3206), written as `[CODE]` after `-ERR`.
@@ -76,6 +94,18 @@ impl Response {
         Self::build(Status::Err, code, text.into())
     }
 
+    /// A SASL challenge, `+ <data>` (RFC 5034 §4); `data` is already base64. It is not
+    /// capped at 512 octets: RFC 2449 §4 limits the first line of a command response,
+    /// and challenges of some mechanisms (GSSAPI) are longer.
+    pub fn continuation(data: impl Into<String>) -> Self {
+        Self {
+            status: Status::Continuation,
+            code: None,
+            text: sanitize(&data.into()),
+            lines: None,
+        }
+    }
+
     /// Makes this a multi-line response with the given body lines (without CRLF, without
     /// byte-stuffing; [`Response::encode`] adds both and the terminating `.`).
     pub fn with_lines<I, S>(mut self, lines: I) -> Self
@@ -93,10 +123,7 @@ impl Response {
     }
 
     fn build(status: Status, code: Option<ResponseCode>, text: String) -> Self {
-        let indicator = match status {
-            Status::Ok => "+OK".len(),
-            Status::Err => "-ERR".len(),
-        };
+        let indicator = status.indicator().len();
         let code_len = code.map_or(0, |code| code.as_str().len() + 3);
         // One space before the text and the CRLF after it.
         let budget = Self::MAX_LINE.saturating_sub(indicator + code_len + 3);
@@ -138,16 +165,13 @@ impl Response {
     /// Appends the wire form to `out`: CRLF lines, a byte-stuffed body and `.\r\n` for
     /// multi-line responses.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(match self.status {
-            Status::Ok => b"+OK",
-            Status::Err => b"-ERR",
-        });
+        out.extend_from_slice(self.status.indicator().as_bytes());
         if let Some(code) = self.code {
             out.extend_from_slice(b" [");
             out.extend_from_slice(code.as_str().as_bytes());
             out.push(b']');
         }
-        if !self.text.is_empty() {
+        if !self.text.is_empty() || self.status == Status::Continuation {
             out.push(b' ');
             out.extend_from_slice(self.text.as_bytes());
         }
@@ -211,6 +235,18 @@ mod tests {
             wire(&Response::err(Some(ResponseCode::InUse), "locked")),
             "-ERR [IN-USE] locked\r\n"
         );
+    }
+
+    #[test]
+    fn continuations() {
+        assert_eq!(wire(&Response::continuation("")), "+ \r\n");
+        let challenge = Response::continuation("VXNlcm5hbWU6");
+        assert_eq!(wire(&challenge), "+ VXNlcm5hbWU6\r\n");
+        assert!(!challenge.is_ok());
+        assert_eq!(challenge.status(), super::Status::Continuation);
+        assert_eq!(wire(&Response::continuation("a\r\nb")), "+ a  b\r\n");
+        let long = Response::continuation("A".repeat(2000)).to_bytes();
+        assert_eq!(long.len(), 2004);
     }
 
     #[test]

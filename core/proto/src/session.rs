@@ -3,8 +3,9 @@
 //! This is the sans-I/O core (imap-next and quinn-proto style): the driver feeds bytes
 //! with [`Session::enqueue_input`], pulls [`Event`]s with [`Session::next`], answers
 //! the actions it was asked for, and passes the clock in. The command families live in
-//! their own files: `authorization.rs` (USER, PASS, APOP), `transaction.rs` (STAT,
-//! LIST, RETR, DELE, NOOP, RSET, TOP, UIDL), `update.rs` (QUIT and the commit).
+//! their own files: `authorization.rs` (USER, PASS, APOP), `tls.rs` (STLS), `sasl.rs`
+//! (AUTH), `transaction.rs` (STAT, LIST, RETR, DELE, NOOP, RSET, TOP, UIDL), `update.rs`
+//! (QUIT and the commit).
 //!
 //! RFC 1939 §3 on the idle clock: "A POP3 server MAY have an inactivity autologout
 //! timer. Such a timer MUST be of at least 10 minutes' duration. The receipt of any
@@ -13,6 +14,11 @@
 //! also says the server should close "without [...] sending any response"; like Dovecot
 //! we send one `-ERR` line first, which clients ignore or show to the user, and which
 //! makes the reason visible in transcripts.
+//!
+//! Before login a second clock runs: the login timeout, counted from the start of the
+//! session and never reset, so a client that trickles commands cannot hold a connection
+//! slot forever (slow-loris); Dovecot's login process does the same. Bad commands are
+//! counted per state: a few before login (Dovecot: 3), more after (Dovecot: 20).
 
 use std::collections::VecDeque;
 use std::mem;
@@ -32,11 +38,13 @@ use crate::transaction::Maildrop;
 #[derive(Debug)]
 pub struct Session {
     pub(crate) options: SessionOptions,
-    input: LineReader,
+    pub(crate) input: LineReader,
     pub(crate) phase: Phase,
     pub(crate) pending: Option<Pending>,
     /// Events produced by a completed action, handed out before any new input is read.
     pub(crate) queued: VecDeque<Event>,
+    /// When the session started; the login timeout counts from here.
+    started: Instant,
     last_activity: Instant,
     /// An action completed; the next `next(now)` restarts the idle clock.
     pub(crate) touch_on_next: bool,
@@ -48,9 +56,11 @@ pub struct Session {
 /// The RFC state together with the data that only exists in it.
 #[derive(Debug)]
 pub(crate) enum Phase {
-    /// `user` is set after a successful USER.
+    /// `user` is set after a successful USER; `sasl` names the mechanism while an
+    /// AUTH exchange runs.
     Authorization {
         user: Option<String>,
+        sasl: Option<String>,
     },
     Transaction(Account),
     Update(Account),
@@ -60,7 +70,8 @@ pub(crate) enum Phase {
 /// A logged-in user and their maildrop snapshot.
 #[derive(Debug)]
 pub(crate) struct Account {
-    pub(crate) user: String,
+    /// `None` after a SASL login the driver did not name (see `auth_completed`).
+    pub(crate) user: Option<String>,
     pub(crate) maildrop: Maildrop,
     pub(crate) policy: UserPolicy,
 }
@@ -68,14 +79,23 @@ pub(crate) struct Account {
 /// The action the driver is performing; input waits until it completes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Pending {
-    Auth { user: String },
-    Transfer { top: bool, size: u64 },
+    Auth {
+        user: String,
+    },
+    /// The TLS handshake after STLS; input is ignored until it completes.
+    Tls,
+    /// A SASL step: the driver answers with a challenge or a verdict.
+    Sasl,
+    Transfer {
+        top: bool,
+        size: u64,
+    },
     Commit,
     Extension,
 }
 
 impl Session {
-    /// A session in the AUTHORIZATION state whose idle clock starts at `now`.
+    /// A session in the AUTHORIZATION state whose idle and login clocks start at `now`.
     ///
     /// An `idle_timeout` below RFC 1939's 10 minutes is raised to 10 minutes.
     pub fn new(mut options: SessionOptions, now: Instant) -> Session {
@@ -83,9 +103,13 @@ impl Session {
         Session {
             options,
             input: LineReader::default(),
-            phase: Phase::Authorization { user: None },
+            phase: Phase::Authorization {
+                user: None,
+                sasl: None,
+            },
             pending: None,
             queued: VecDeque::new(),
+            started: now,
             last_activity: now,
             touch_on_next: false,
             bad_streak: 0,
@@ -104,9 +128,10 @@ impl Session {
     }
 
     /// Buffers bytes from the client; any chunking, any number of pipelined commands.
-    /// Input after the session closed is dropped.
+    /// Input after the session closed, and between STLS and
+    /// [`Session::tls_started`], is dropped.
     pub fn enqueue_input(&mut self, bytes: &[u8]) {
-        if !matches!(self.phase, Phase::Closed(_)) {
+        if !matches!(self.phase, Phase::Closed(_)) && self.pending != Some(Pending::Tls) {
             self.input.push(bytes);
         }
     }
@@ -126,6 +151,11 @@ impl Session {
         if self.pending.is_some() || !self.reads_commands() {
             return None;
         }
+        if self.in_sasl_exchange() {
+            let line = self.input.next_line_within(self.options.max_sasl_line)?;
+            self.last_activity = now;
+            return Some(self.sasl_continuation(line));
+        }
         let line = self.input.next_line()?;
         self.last_activity = now;
         self.stats.commands += 1;
@@ -133,24 +163,43 @@ impl Session {
         Some(self.conclude(result))
     }
 
-    /// When the autologout timer fires: last client activity plus the idle timeout.
-    /// While an action is pending the server, not the client, is busy, and the timer
-    /// does not fire.
+    /// When a timer fires: last client activity plus the idle timeout, and before
+    /// login no later than the session start plus the login timeout. While the driver
+    /// works on an action the server, not the client, is busy, and no timer fires; the
+    /// TLS handshake after STLS is the client's work, so the login timeout covers it.
     pub fn deadline(&self) -> Instant {
-        self.last_activity + self.options.idle_timeout
+        let idle = self.last_activity + self.options.idle_timeout;
+        self.login_deadline().map_or(idle, |login| login.min(idle))
     }
 
-    /// Checks the autologout timer. Past the deadline this returns the `Close` event
-    /// (with an `-ERR` line, reason [`CloseReason::Timeout`]); nothing is committed.
+    /// Checks the timers. Past the deadline this returns the `Close` event with an
+    /// `-ERR` line and reason [`CloseReason::LoginTimeout`] (not logged in within the
+    /// login timeout) or [`CloseReason::Timeout`] (idle); nothing is committed.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Event> {
-        let idle = self.pending.is_none() && self.queued.is_empty() && !self.touch_on_next;
-        if !self.reads_commands() || !idle || now < self.deadline() {
+        let waiting_for_client = self.queued.is_empty()
+            && match self.pending {
+                None => !self.touch_on_next,
+                Some(Pending::Tls) => true,
+                Some(_) => false,
+            };
+        if !self.reads_commands() || !waiting_for_client || now < self.deadline() {
             return None;
         }
-        Some(self.close(
-            CloseReason::Timeout,
-            Some(ProtoError::IdleTimeout.to_response()),
-        ))
+        let (reason, error) = if self.login_deadline().is_some_and(|login| now >= login) {
+            (CloseReason::LoginTimeout, ProtoError::LoginTimeout)
+        } else {
+            (CloseReason::Timeout, ProtoError::IdleTimeout)
+        };
+        Some(self.close(reason, Some(error.to_response())))
+    }
+
+    /// The end of the login timeout, while not logged in (and the timeout is on).
+    fn login_deadline(&self) -> Option<Instant> {
+        let timeout = self.options.login_timeout;
+        if timeout.is_zero() || !matches!(self.phase, Phase::Authorization { .. }) {
+            return None;
+        }
+        self.started.checked_add(timeout)
     }
 
     /// The current state.
@@ -170,7 +219,7 @@ impl Session {
 
     /// The logged-in user, once a login succeeded.
     pub fn user(&self) -> Option<&str> {
-        self.account().map(|account| account.user.as_str())
+        self.account().and_then(|account| account.user.as_deref())
     }
 
     /// The maildrop snapshot taken at login (empty before). Message n is index n - 1.
@@ -197,7 +246,8 @@ impl Session {
         self.input.has_input()
     }
 
-    /// The options the session runs with.
+    /// The options the session runs with; after STLS, [`Session::tls_started`] has set
+    /// `tls_active` and cleared `plaintext_disallowed`.
     pub fn options(&self) -> &SessionOptions {
         &self.options
     }
@@ -253,6 +303,11 @@ impl Session {
                 self.user_policy(),
             ))),
             Command::Quit => Ok(self.quit()),
+            Command::Stls => self.stls(),
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response),
             command @ (Command::User(_) | Command::Pass(_) | Command::Apop { .. }) => {
                 self.authorization(command)
             }
@@ -260,7 +315,7 @@ impl Session {
         }
     }
 
-    /// An extension verb, or an unknown command (STLS and AUTH land here for now).
+    /// An extension verb, or an unknown command.
     fn extension(&mut self, keyword: &str, rest: &str, state: State) -> Result<Event, ProtoError> {
         let Some(verb) = self
             .options
@@ -279,17 +334,25 @@ impl Session {
         Ok(Event::ExtensionCommand { verb: name, args })
     }
 
-    /// Counts errors and turns them into replies, or into a close after too many.
-    fn conclude(&mut self, result: Result<Event, ProtoError>) -> Event {
+    /// Counts errors and turns them into replies, or into a close after too many
+    /// (the limit of the state the error happened in).
+    pub(crate) fn conclude(&mut self, result: Result<Event, ProtoError>) -> Event {
         match result {
             Ok(event) => {
                 self.bad_streak = 0;
                 event
             }
+            Err(error) if error.is_login_refusal() => {
+                self.bad_streak = 0;
+                Event::Reply(error.to_response())
+            }
             Err(error) => {
                 self.stats.bad_commands += 1;
                 self.bad_streak = self.bad_streak.saturating_add(1);
-                let limit = self.options.max_bad_commands;
+                let limit = match self.phase {
+                    Phase::Authorization { .. } => self.options.max_bad_commands_authorization,
+                    _ => self.options.max_bad_commands_transaction,
+                };
                 if limit > 0 && self.bad_streak >= limit {
                     let reply = ProtoError::TooManyBadCommands.to_response();
                     self.close(CloseReason::TooManyErrors, Some(reply))

@@ -1,5 +1,8 @@
 //! Test helpers: a fake driver that answers every action from an in-memory maildrop,
-//! so tests read as transcripts (input script in, server bytes out).
+//! so tests read as transcripts (input script in, server bytes out). Its SASL
+//! mechanisms are fakes that compare base64 text (the crate has no base64 decoder):
+//! PLAIN takes [`PLAIN_ALICE`], LOGIN takes `alice`/`secret`, and SCRAM-SHA-256 runs
+//! two challenges (the second standing for the server-final message) and logs in bob.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,21 @@ pub(crate) const BODIES: [&str; 3] = [
 /// The APOP digest the fake backend accepts (it has no MD5; tests only need a value).
 pub(crate) const GOOD_DIGEST: &str = "c4c9334bac560ecc979e58001b3e22fb";
 
+/// Base64 of the PLAIN message `\0alice\0secret` (RFC 4616).
+pub(crate) const PLAIN_ALICE: &str = "AGFsaWNlAHNlY3JldA==";
+
+/// The failure text of the fake driver for a response that is not base64.
+pub(crate) const BAD_BASE64: &str = "Invalid base64 data in continued response";
+
+/// A running fake SASL exchange.
+#[derive(Debug)]
+pub(crate) struct SaslRun {
+    mechanism: String,
+    step: u32,
+    /// LOGIN's user name (base64).
+    user: Option<String>,
+}
+
 /// A driver with a fake auth backend, mail store and one extension verb (XECHO).
 #[derive(Debug)]
 pub(crate) struct Driver {
@@ -36,6 +54,14 @@ pub(crate) struct Driver {
     pub(crate) transfer_failure: Option<Failure>,
     /// Deletions the fake store was asked for.
     pub(crate) committed: Option<Vec<usize>>,
+    /// STLS was accepted and the fake handshake has not run yet.
+    pub(crate) tls_requested: bool,
+    /// The running fake SASL exchange.
+    pub(crate) sasl: Option<SaslRun>,
+    /// Exchanges the client cancelled (`Event::SaslCancelled`).
+    pub(crate) sasl_cancelled: u32,
+    /// Logins that reached the backend with an invalid user name.
+    pub(crate) invalid_users: u32,
 }
 
 /// Options with APOP and an extension verb enabled.
@@ -78,7 +104,20 @@ impl Driver {
             commit: None,
             transfer_failure: None,
             committed: None,
+            tls_requested: false,
+            sasl: None,
+            sasl_cancelled: 0,
+            invalid_users: 0,
         }
+    }
+
+    /// Completes the fake TLS handshake after STLS and runs on.
+    pub(crate) fn handshake(&mut self) -> &mut Self {
+        if std::mem::take(&mut self.tls_requested) {
+            self.session.tls_started();
+        }
+        self.drive();
+        self
     }
 
     /// Feeds `input` in one piece and runs until the session needs more.
@@ -109,6 +148,10 @@ impl Driver {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Reply(reply) => reply.encode(&mut self.out),
+            Event::AuthRequested(request) if !request.valid_user => {
+                self.invalid_users += 1;
+                self.session.auth_completed(LoginOutcome::Rejected);
+            }
             Event::AuthRequested(request) => {
                 let password_ok =
                     request.mechanism == Mechanism::UserPass && request.secret.expose() == "secret";
@@ -158,6 +201,23 @@ impl Driver {
                 self.session
                     .extension_completed(Response::ok(format!("{verb} {}", args.join(","))));
             }
+            Event::StartTls => self.tls_requested = true,
+            Event::SaslStarted {
+                mechanism,
+                initial_response,
+            } => {
+                self.sasl = Some(SaslRun {
+                    mechanism,
+                    step: 0,
+                    user: None,
+                });
+                self.sasl_step(initial_response);
+            }
+            Event::SaslResponse { data } => self.sasl_step(Some(data)),
+            Event::SaslCancelled => {
+                self.sasl = None;
+                self.sasl_cancelled += 1;
+            }
             Event::Close { reason, reply } => {
                 if let Some(reply) = reply {
                     reply.encode(&mut self.out);
@@ -166,6 +226,81 @@ impl Driver {
             }
         }
     }
+}
+
+/// What a fake mechanism does with a client message.
+enum Step {
+    Challenge(&'static str),
+    /// Log in, naming the user (`sasl_completed`) or not (`auth_completed`).
+    Login(Option<&'static str>),
+    Reject,
+}
+
+impl Driver {
+    /// One step of a fake mechanism; `data` is the client's (base64) message.
+    fn sasl_step(&mut self, data: Option<String>) {
+        let Some(run) = self.sasl.as_mut() else {
+            return;
+        };
+        let Some(data) = data else {
+            // No initial response: an empty challenge; LOGIN asks for the user name.
+            let challenge = if run.mechanism == "LOGIN" {
+                "VXNlcm5hbWU6"
+            } else {
+                ""
+            };
+            self.session.sasl_challenge(challenge);
+            return;
+        };
+        if !is_base64(&data) {
+            self.sasl = None;
+            self.session.sasl_failed(BAD_BASE64);
+            return;
+        }
+        run.step += 1;
+        let step = match (run.mechanism.as_str(), run.step) {
+            ("PLAIN", 1) if data == PLAIN_ALICE => Step::Login(Some("alice")),
+            ("LOGIN", 1) => {
+                run.user = Some(data);
+                Step::Challenge("UGFzc3dvcmQ6")
+            }
+            ("LOGIN", 2) if run.user.as_deref() == Some("YWxpY2U=") && data == "c2VjcmV0" => {
+                Step::Login(Some("alice"))
+            }
+            ("SCRAM-SHA-256", 1) if !data.is_empty() => Step::Challenge("cj1zZXJ2ZXItZmlyc3Q="),
+            ("SCRAM-SHA-256", 2) if !data.is_empty() => Step::Challenge("dj1zZXJ2ZXItZmluYWw="),
+            ("SCRAM-SHA-256", 3) if data.is_empty() => Step::Login(None),
+            _ => Step::Reject,
+        };
+        match step {
+            Step::Challenge(challenge) => self.session.sasl_challenge(challenge),
+            Step::Login(Some(user)) => {
+                self.sasl = None;
+                self.session.sasl_completed(user, accepted());
+            }
+            Step::Login(None) => {
+                self.sasl = None;
+                self.session.auth_completed(accepted());
+            }
+            Step::Reject => {
+                self.sasl = None;
+                self.session.auth_completed(LoginOutcome::Rejected);
+            }
+        }
+    }
+}
+
+fn accepted() -> LoginOutcome {
+    LoginOutcome::Accepted {
+        messages: messages(),
+        expire: None,
+        login_delay: None,
+    }
+}
+
+fn is_base64(data: &str) -> bool {
+    data.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
 }
 
 /// Runs `script` through a fresh driver with [`test_options`]; returns the replies.

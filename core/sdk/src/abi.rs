@@ -17,7 +17,8 @@
 use crate::error::PluginError;
 use crate::ffi::{FfiOption, FfiResult, FfiSlice, FfiStr, FfiString, FfiVec};
 use crate::types::{
-    Accepted, AuthOutcome, CommitReport, Expire, LoginDecision, Reply, SessionView, VerbSpec,
+    Accepted, AuthOutcome, CommitReport, Expire, LoginDecision, Reply, ScramKeys, Secret,
+    SessionView, StoredSecret, VerbSpec,
 };
 use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 use std::ffi::c_void;
@@ -159,7 +160,75 @@ pub struct AuthVTable {
     pub lookup_secret: unsafe extern "C" fn(
         this: *const c_void,
         user: FfiStr<'_>,
-    ) -> PluginFuture<FfiOption<FfiString>>,
+    ) -> PluginFuture<FfiOption<FfiStoredSecret>>,
+    /// [`AuthBackend::capabilities`](crate::AuthBackend::capabilities) as bits of [`capability`].
+    pub capabilities: unsafe extern "C" fn(this: *const c_void) -> u32,
+}
+
+/// Bits of [`AuthVTable::capabilities`].
+pub mod capability {
+    /// Plaintext secrets.
+    pub const PLAINTEXT_SECRETS: u32 = 1;
+    /// Stored SCRAM-SHA-256 keys.
+    pub const SCRAM_SHA256: u32 = 2;
+}
+
+/// [`StoredSecret`] at the boundary: `kind` 1 = plaintext (in `plaintext`), 2 = SCRAM-SHA-256 keys.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FfiStoredSecret {
+    /// 1 plaintext, 2 SCRAM-SHA-256.
+    pub kind: u32,
+    /// The password for kind 1.
+    pub plaintext: FfiString,
+    /// SCRAM iteration count.
+    pub iterations: u32,
+    /// SCRAM salt.
+    pub salt: FfiVec<u8>,
+    /// SCRAM StoredKey.
+    pub stored_key: [u8; 32],
+    /// SCRAM ServerKey.
+    pub server_key: [u8; 32],
+}
+
+impl FfiStoredSecret {
+    /// Converts from the Rust form (plugin side).
+    pub fn from_secret(secret: StoredSecret) -> Self {
+        match secret {
+            StoredSecret::Plaintext(p) => FfiStoredSecret {
+                kind: 1,
+                plaintext: FfiString::from(p.expose().as_str()),
+                iterations: 0,
+                salt: FfiVec::from(Vec::new()),
+                stored_key: [0; 32],
+                server_key: [0; 32],
+            },
+            StoredSecret::ScramSha256(k) => FfiStoredSecret {
+                kind: 2,
+                plaintext: FfiString::from(""),
+                iterations: k.iterations,
+                salt: FfiVec::from(k.salt),
+                stored_key: k.stored_key,
+                server_key: k.server_key,
+            },
+        }
+    }
+
+    /// Converts to the Rust form (host side); an unknown kind from a newer plugin reads as none.
+    pub fn into_secret(self) -> Option<StoredSecret> {
+        match self.kind {
+            1 => Some(StoredSecret::Plaintext(Secret::new(
+                self.plaintext.as_str().to_owned(),
+            ))),
+            2 => Some(StoredSecret::ScramSha256(ScramKeys {
+                iterations: self.iterations,
+                salt: self.salt.as_slice().to_vec(),
+                stored_key: self.stored_key,
+                server_key: self.server_key,
+            })),
+            _ => None,
+        }
+    }
 }
 
 /// [`crate::AuthRequest`] at the boundary. Addresses are strings (`ip:port`), empty when unknown.
@@ -180,6 +249,8 @@ pub struct FfiAuthRequest<'a> {
     pub local: FfiStr<'a>,
     /// Encrypted connection.
     pub tls: bool,
+    /// Credentials already verified by the core (see [`crate::AuthRequest::verified`]).
+    pub verified: bool,
 }
 
 /// Outcome codes of [`FfiAuthOutcome::kind`].

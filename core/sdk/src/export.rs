@@ -6,11 +6,11 @@
 use crate::abi::{
     self, AuthVTable, BodyVTable, ExtensionVTable, FfiAuthOutcome, FfiAuthRequest, FfiCommitReport,
     FfiExtensionCall, FfiLoginDecision, FfiMessageInfo, FfiOpenRequest, FfiReply, FfiSessionView,
-    FfiVerbSpec, HostApi, MaildropVTable, PluginDecl, PluginFuture, RawObject, StoreVTable,
-    VTableHeader, to_ffi_result,
+    FfiStoredSecret, FfiVerbSpec, HostApi, MaildropVTable, PluginDecl, PluginFuture, RawObject,
+    StoreVTable, VTableHeader, to_ffi_result,
 };
 use crate::error::PluginError;
-use crate::ffi::{FfiOption, FfiResult, FfiSlice, FfiStr, FfiString};
+use crate::ffi::{FfiOption, FfiResult, FfiSlice, FfiStr};
 use crate::guard::{guard, guard_future, guard_or};
 use crate::traits::{AuthBackend, CommandExtension, MailStore, Maildrop};
 use crate::types::{AuthRequest, ExtensionCall, OpenRequest, Secret, VerbSpec};
@@ -95,6 +95,7 @@ pub mod auth {
             },
             authenticate: authenticate::<T>,
             lookup_secret: lookup_secret::<T>,
+            capabilities: capabilities::<T>,
         };
     }
 
@@ -120,6 +121,7 @@ pub mod auth {
             peer: req.peer.as_str().parse().ok(),
             local: req.local.as_str().parse().ok(),
             tls: req.tls,
+            verified: req.verified,
         }
     }
 
@@ -143,7 +145,7 @@ pub mod auth {
     unsafe extern "C" fn lookup_secret<T: AuthBackend>(
         this: *const c_void,
         user: FfiStr<'_>,
-    ) -> PluginFuture<FfiOption<FfiString>> {
+    ) -> PluginFuture<FfiOption<FfiStoredSecret>> {
         // SAFETY: as in `authenticate`.
         let backend = unsafe { object::<T>(this) };
         let user = user.as_str().to_owned();
@@ -151,14 +153,28 @@ pub mod auth {
             // SAFETY: as in `authenticate`.
             Ok(fut) => unsafe {
                 erase(guard_future("lookup_secret", async move {
-                    let secret = fut.await?;
-                    Ok(secret
-                        .map(|s: Secret<String>| FfiString::from(s.expose().as_str()))
-                        .into())
+                    Ok(fut.await?.map(FfiStoredSecret::from_secret).into())
                 }))
             },
             Err(e) => ready(Err(e)),
         }
+    }
+
+    unsafe extern "C" fn capabilities<T: AuthBackend>(this: *const c_void) -> u32 {
+        // SAFETY: as in `authenticate`.
+        let backend = unsafe { object::<T>(this) };
+        guard_or("capabilities", 0, || {
+            let c = backend.capabilities();
+            (if c.plaintext_secrets {
+                abi::capability::PLAINTEXT_SECRETS
+            } else {
+                0
+            }) | (if c.scram_sha256 {
+                abi::capability::SCRAM_SHA256
+            } else {
+                0
+            })
+        })
     }
 }
 

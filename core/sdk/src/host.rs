@@ -9,8 +9,8 @@ use crate::abi::{
 use crate::error::{ErrorCode, PluginError};
 use crate::ffi::{FfiSlice, FfiStr};
 use crate::types::{
-    AuthOutcome, AuthRequest, CommitReport, ExtensionCall, LoginDecision, MessageInfo, OpenRequest,
-    Reply, Secret, SessionView, VerbSpec,
+    AuthCapabilities, AuthOutcome, AuthRequest, CommitReport, ExtensionCall, LoginDecision,
+    MessageInfo, OpenRequest, Reply, SessionView, StoredSecret, VerbSpec,
 };
 use async_ffi::ContextExt;
 use std::ffi::c_void;
@@ -289,7 +289,11 @@ impl Library {
 
     /// Creates a mail store from its RON settings text.
     pub fn create_store(&self, name: &str, settings: &str) -> Result<StorePlugin, CreateError> {
-        Ok(StorePlugin(self.create(abi::kind::STORE, name, settings)?))
+        Ok(StorePlugin(self.create(
+            abi::kind::STORE,
+            name,
+            settings,
+        )?))
     }
 
     /// Creates a command extension from its RON settings text.
@@ -333,7 +337,10 @@ impl<V> Handle<V> {
         // SAFETY: the object was made by a factory (or method) of the kind whose vtable is `V`, and
         // the vtable is at least as large as `V`, so the cast restores the real type.
         let vtable = unsafe { &*object.vtable.cast::<V>() };
-        Ok(Handle { this: object.this, vtable })
+        Ok(Handle {
+            this: object.this,
+            vtable,
+        })
     }
 
     fn vtable(&self) -> &'static V {
@@ -378,6 +385,7 @@ impl AuthPlugin {
             peer: FfiStr::new(&peer),
             local: FfiStr::new(&local),
             tls: req.tls,
+            verified: req.verified,
         };
         // SAFETY: live object; the request is copied by the shim before it returns, and `&self` keeps
         // the object alive for the future's lifetime.
@@ -385,13 +393,23 @@ impl AuthPlugin {
         from_ffi_result(fut.await).map(|o| o.into_outcome())
     }
 
-    /// Asks for a plaintext-equivalent secret (APOP).
-    pub async fn lookup_secret(&self, user: &str) -> Result<Option<Secret<String>>, PluginError> {
+    /// Asks for a plaintext-equivalent credential (APOP, SCRAM).
+    pub async fn lookup_secret(&self, user: &str) -> Result<Option<StoredSecret>, PluginError> {
         // SAFETY: as in `authenticate`.
         let fut = unsafe { (self.0.vtable().lookup_secret)(self.0.this, FfiStr::new(user)) };
         Ok(from_ffi_result(fut.await)?
             .into_option()
-            .map(|s| Secret::new(s.as_str().to_owned())))
+            .and_then(|s| s.into_secret()))
+    }
+
+    /// What `lookup_secret` can offer.
+    pub fn capabilities(&self) -> AuthCapabilities {
+        // SAFETY: live object; the call takes and returns plain data.
+        let bits = unsafe { (self.0.vtable().capabilities)(self.0.this) };
+        AuthCapabilities {
+            plaintext_secrets: bits & abi::capability::PLAINTEXT_SECRETS != 0,
+            scram_sha256: bits & abi::capability::SCRAM_SHA256 != 0,
+        }
     }
 }
 

@@ -52,8 +52,9 @@ pub use ffi::{FfiError, FfiOption, FfiResult, FfiSlice, FfiStr, FfiString, FfiVe
 pub use logging::{level, level_filter};
 pub use traits::{AuthBackend, CommandExtension, MailStore, Maildrop};
 pub use types::{
-    Accepted, AuthOutcome, AuthRequest, CommitReport, Expire, ExtensionCall, LoginDecision,
-    MessageInfo, OpenRequest, Reply, Secret, SessionView, VerbSpec, mechanism, states,
+    Accepted, AuthCapabilities, AuthOutcome, AuthRequest, CommitReport, Expire, ExtensionCall,
+    LoginDecision, MessageInfo, OpenRequest, Reply, ScramKeys, Secret, SessionView, StoredSecret,
+    VerbSpec, mechanism, states,
 };
 
 /// The version of this SDK, recorded in every plugin's declaration.

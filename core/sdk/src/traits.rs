@@ -3,8 +3,8 @@
 
 use crate::error::PluginError;
 use crate::types::{
-    AuthOutcome, AuthRequest, CommitReport, ExtensionCall, LoginDecision, MessageInfo, OpenRequest,
-    Reply, Secret, SessionView, VerbSpec,
+    AuthCapabilities, AuthOutcome, AuthRequest, CommitReport, ExtensionCall, LoginDecision,
+    MessageInfo, OpenRequest, Reply, SessionView, StoredSecret, VerbSpec,
 };
 use std::future::Future;
 
@@ -18,14 +18,20 @@ pub trait AuthBackend: Send + Sync + 'static {
         request: AuthRequest,
     ) -> impl Future<Output = Result<AuthOutcome, PluginError>> + Send;
 
-    /// Returns a plaintext-equivalent secret for challenge-response mechanisms (APOP), or `None` when
-    /// the user is unknown or the backend stores only one-way hashes. The default offers none.
+    /// Returns a plaintext-equivalent credential for challenge-response mechanisms (APOP, SCRAM), or
+    /// `None` when the user is unknown or has only a one-way hash. The default offers none.
     fn lookup_secret(
         &self,
         user: String,
-    ) -> impl Future<Output = Result<Option<Secret<String>>, PluginError>> + Send {
+    ) -> impl Future<Output = Result<Option<StoredSecret>, PluginError>> + Send {
         let _ = user;
         async { Ok(None) }
+    }
+
+    /// What `lookup_secret` can offer, so the core advertises only mechanisms this backend can serve.
+    /// Called for each new connection; the default is nothing.
+    fn capabilities(&self) -> AuthCapabilities {
+        AuthCapabilities::default()
     }
 }
 

@@ -55,6 +55,10 @@ pub struct AuthRequest {
     pub local: Option<SocketAddr>,
     /// Whether the connection is encrypted.
     pub tls: bool,
+    /// The core has already verified the client's credentials with a challenge-response mechanism
+    /// (SCRAM, from the secret `lookup_secret` gave). The backend must then only look the account up
+    /// (mailbox, limits, disabled accounts) and must not check `password`, which is empty.
+    pub verified: bool,
 }
 
 /// RFC 2449 §6.7 EXPIRE: how long the server keeps retrieved mail.
@@ -64,6 +68,48 @@ pub enum Expire {
     Never,
     /// `EXPIRE n`: days.
     Days(u32),
+}
+
+/// A plaintext-equivalent credential an auth backend can hand to the core for challenge-response
+/// mechanisms (APOP needs the password itself; SCRAM-SHA-256 needs either the password or stored keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredSecret {
+    /// The password itself (for example a passwd-file `{PLAIN}` entry).
+    Plaintext(Secret<String>),
+    /// RFC 5802 SCRAM-SHA-256 keys, as Dovecot stores them (`{SCRAM-SHA-256}i,salt,stored,server`).
+    ScramSha256(ScramKeys),
+}
+
+/// Stored SCRAM-SHA-256 keys (RFC 5802 §3). They let the server check a SCRAM proof without knowing
+/// the password, but whoever has them can impersonate the server, so they are secrets too.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramKeys {
+    /// PBKDF2 iteration count.
+    pub iterations: u32,
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// `H(ClientKey)`.
+    pub stored_key: [u8; 32],
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: [u8; 32],
+}
+
+impl fmt::Debug for ScramKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramKeys")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an auth backend can do beyond checking passwords; the core advertises mechanisms from this,
+/// so CAPA lists exactly what the backend can serve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthCapabilities {
+    /// `lookup_secret` can return plaintext passwords (enables APOP and SCRAM-SHA-256).
+    pub plaintext_secrets: bool,
+    /// `lookup_secret` can return stored SCRAM-SHA-256 keys (enables SCRAM-SHA-256).
+    pub scram_sha256: bool,
 }
 
 /// A successful authentication.

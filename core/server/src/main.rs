@@ -103,16 +103,10 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let (config, plugins) = load(path)?;
-    let listeners = smol::block_on(async {
-        let mut bound = Vec::new();
-        for l in &config.listeners {
-            let listener = smol::net::TcpListener::bind(l.address)
-                .await
-                .with_context(|| format!("cannot listen on {}", l.address))?;
-            bound.push(listener);
-        }
-        anyhow::Ok(bound)
-    })?;
+    let listeners = bind(&config)?;
+    // Certificates are read while still privileged (keys are usually readable by root only).
+    let tls = config.tls.as_ref().map(poppet::tls::load).transpose()?;
+    poppet::privilege::drop_privileges(&config)?;
     {
         // One line per listener on stdout, so scripts and tests learn ports chosen with port 0.
         let mut out = std::io::stdout().lock();
@@ -123,7 +117,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
-    let shared = Arc::new(Shared::new(config, plugins));
+    let shared = Arc::new(Shared::new(config, plugins, tls));
     let ex = Arc::new(smol::Executor::new());
     let signals =
         async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
@@ -158,6 +152,31 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// Binds the configured listeners, or takes them from systemd socket activation (`LISTEN_FDS`), in
+/// config order, so Poppet never needs root to get ports 110 and 995.
+fn bind(config: &Config) -> anyhow::Result<Vec<smol::net::TcpListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut bound = Vec::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let listener = match fds
+            .take_tcp_listener(i)
+            .context("reading systemd's LISTEN_FDS")?
+        {
+            Some(std_listener) => {
+                log::info!(
+                    "listener {} comes from systemd socket activation",
+                    l.address
+                );
+                smol::net::TcpListener::try_from(std_listener)?
+            }
+            None => smol::block_on(smol::net::TcpListener::bind(l.address))
+                .with_context(|| format!("cannot listen on {}", l.address))?,
+        };
+        bound.push(listener);
+    }
+    Ok(bound)
 }
 
 fn pw(scheme: &str, password: Option<String>, rounds: Option<u32>) -> anyhow::Result<()> {

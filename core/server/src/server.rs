@@ -5,8 +5,11 @@
 //! (idle ones at once), waits up to `shutdown_grace` for busy ones, and then drops whatever is left:
 //! a dropped session commits nothing.
 
+use crate::config::{Listener, PlaintextAuth, TlsMode};
 use crate::session::{self, Connection};
 use crate::shared::Shared;
+use crate::stream::Stream;
+use crate::tls::TlsInfo;
 use futures_lite::{AsyncWriteExt, future};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Timer};
@@ -81,18 +84,20 @@ pub async fn run(
     let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
     let slots = Arc::new(Slots::default());
     let ids = Arc::new(AtomicU64::new(1));
+    let configs = shared.config.listeners.clone();
     let accept_tasks: Vec<smol::Task<()>> = listeners
         .into_iter()
-        .map(|listener| {
-            ex.spawn(accept_loop(
-                Arc::clone(&ex),
-                listener,
-                Arc::clone(&shared),
-                Arc::clone(&slots),
-                Arc::clone(&ids),
-                shutdown_rx.clone(),
-                alive_tx.clone(),
-            ))
+        .zip(configs)
+        .map(|(listener, listener_config)| {
+            let ctx = AcceptContext {
+                ex: Arc::clone(&ex),
+                shared: Arc::clone(&shared),
+                slots: Arc::clone(&slots),
+                ids: Arc::clone(&ids),
+                shutdown: shutdown_rx.clone(),
+                alive: alive_tx.clone(),
+            };
+            ex.spawn(accept_loop(ctx, listener, listener_config))
         })
         .collect();
     stop.await;
@@ -114,15 +119,26 @@ pub async fn run(
     }
 }
 
-async fn accept_loop(
+/// What every accept loop shares.
+struct AcceptContext {
     ex: Arc<Executor<'static>>,
-    listener: TcpListener,
     shared: Arc<Shared>,
     slots: Arc<Slots>,
     ids: Arc<AtomicU64>,
     shutdown: smol::channel::Receiver<()>,
+    /// Cloned into every session; the server waits for all clones to go at shutdown.
     alive: smol::channel::Sender<()>,
-) {
+}
+
+async fn accept_loop(ctx: AcceptContext, listener: TcpListener, listener_config: Listener) {
+    let AcceptContext {
+        ex,
+        shared,
+        slots,
+        ids,
+        shutdown,
+        alive,
+    } = ctx;
     let limits = shared.config.limits.clone();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -161,23 +177,70 @@ async fn accept_loop(
         let local = stream
             .local_addr()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let refuses_plaintext = match listener_config.plaintext_auth {
+            PlaintextAuth::Never => true,
+            PlaintextAuth::Loopback => !is_loopback(peer.ip()),
+            PlaintextAuth::Always => false,
+        };
         let conn = Connection {
             id,
             peer,
             local,
-            tls: false,
+            tls: None,
+            stls_offered: listener_config.tls == TlsMode::Starttls && shared.tls.is_some(),
+            plaintext_refused_without_tls: refuses_plaintext,
         };
         log::debug!("session {id}: connected rip={} lip={local}", peer.ip());
         let shared = Arc::clone(&shared);
         let shutdown = shutdown.clone();
         let alive = alive.clone();
+        let implicit_tls = listener_config.tls == TlsMode::Implicit;
         ex.spawn(async move {
+            let mut stream = Stream::Plain(stream);
+            let mut conn = conn;
+            if implicit_tls {
+                match implicit_handshake(&mut stream, &shared).await {
+                    Ok(info) => conn.tls = Some(info),
+                    Err(e) => {
+                        log::info!("session {id}: TLS handshake failed rip={}: {e}", peer.ip());
+                        return;
+                    }
+                }
+            }
             session::run(stream, conn, &shared, shutdown).await;
             drop(slot);
             drop(alive);
         })
         .detach();
     }
+}
+
+/// An IPv4-mapped IPv6 loopback (`::ffff:127.0.0.1`) counts as loopback too.
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        IpAddr::V4(v4) => v4.is_loopback(),
+    }
+}
+
+/// The handshake of an implicit-TLS listener, bounded by the login timeout.
+async fn implicit_handshake(stream: &mut Stream, shared: &Shared) -> std::io::Result<TlsInfo> {
+    let Some(acceptor) = shared.tls.clone() else {
+        return Err(std::io::Error::other(
+            "implicit TLS listener without a TLS configuration",
+        ));
+    };
+    let timeout = shared.config.limits.login_timeout;
+    future::or(stream.start_tls(&acceptor), async {
+        Timer::after(timeout).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "handshake took too long",
+        ))
+    })
+    .await
 }
 
 async fn refuse(mut stream: TcpStream, line: &'static str) {

@@ -1,24 +1,55 @@
 //! What every session shares: the plugins, the limits and the per-server session options.
 
 use crate::config::Config;
+use crate::penalty::Penalties;
 use crate::plugins::Plugins;
+use crate::session::Connection;
+use crate::tls::TlsInfo;
+use futures_rustls::TlsAcceptor;
+use futures_rustls::rustls::ServerConfig;
 use poppet_proto::{ExtensionVerb, Response, ResponseCode, SessionOptions, StateSet};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Shared, read-only server state.
-#[derive(Debug)]
+/// (Debug is implemented by hand: the TLS acceptor has none.)
 pub struct Shared {
     /// Loaded plugins.
     pub plugins: Plugins,
     /// The config.
     pub config: Config,
+    /// The TLS acceptor, when a certificate is configured.
+    pub tls: Option<TlsAcceptor>,
+    /// Per-address auth failure penalties.
+    pub penalties: Penalties,
+    users: Arc<Mutex<HashMap<String, u32>>>,
     hostname: String,
     extension_verbs: Vec<ExtensionVerb>,
 }
 
+/// A logged-in session's claim on its user's connection count; released on drop.
+#[derive(Debug)]
+pub struct UserSlot {
+    users: Arc<Mutex<HashMap<String, u32>>>,
+    user: String,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut map = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+    }
+}
+
 impl Shared {
     /// Builds the shared state.
-    pub fn new(config: Config, plugins: Plugins) -> Shared {
+    pub fn new(config: Config, plugins: Plugins, tls: Option<Arc<ServerConfig>>) -> Shared {
         let extension_verbs = plugins
             .extensions
             .iter()
@@ -30,17 +61,40 @@ impl Shared {
             })
             .collect();
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+        let penalties = Penalties::new(
+            config.limits.auth_penalty_max,
+            config.limits.trusted_networks.clone(),
+        );
         Shared {
             plugins,
             config,
+            tls: tls.map(TlsAcceptor::from),
+            penalties,
+            users: Arc::default(),
             hostname,
             extension_verbs,
         }
     }
 
+    /// Claims one of `user`'s `max_connections_per_user` session slots.
+    pub fn claim_user(&self, user: &str) -> Option<UserSlot> {
+        let mut map = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(user.to_owned()).or_insert(0);
+        if *n >= self.config.limits.max_connections_per_user {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            users: Arc::clone(&self.users),
+            user: user.to_owned(),
+        })
+    }
+
     /// Session options for a new connection.
-    pub fn session_options(&self, session_id: u64) -> SessionOptions {
-        let apop_timestamp = self.config.apop.then(|| {
+    pub fn session_options(&self, conn: &Connection) -> SessionOptions {
+        let caps = self.plugins.auth.capabilities();
+        // APOP needs the password itself from the backend (RFC 1939 §7's shared secret).
+        let apop_timestamp = (self.config.apop && caps.plaintext_secrets).then(|| {
             // RFC 1939 §7: "The syntax of the timestamp corresponds to the `msg-id' in [RFC822], and
             // MUST be different each time the POP3 server issues a banner greeting."
             let now = SystemTime::now()
@@ -48,19 +102,52 @@ impl Shared {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0);
             format!(
-                "<{}.{session_id}.{now}@{}>",
+                "<{}.{}.{now}@{}>",
                 std::process::id(),
+                conn.id,
                 self.hostname
             )
         });
+        let limits = &self.config.limits;
         SessionOptions {
             apop_timestamp,
-            idle_timeout: self.config.limits.idle_timeout,
-            max_bad_commands: self.config.limits.max_bad_commands,
+            stls: conn.stls_offered && conn.tls.is_none(),
+            tls_active: conn.tls.is_some(),
+            plaintext_disallowed: conn.tls.is_none() && conn.plaintext_refused_without_tls,
+            sasl_mechanisms: self.sasl_mechanisms(conn.tls.as_ref()),
+            idle_timeout: limits.idle_timeout,
+            login_timeout: limits.login_timeout,
+            max_bad_commands_transaction: limits.max_bad_commands,
             extension_verbs: self.extension_verbs.clone(),
             greeting_text: self.config.greeting.clone(),
             ..SessionOptions::default()
         }
+    }
+
+    /// The SASL mechanisms the active backend can serve on a connection with this TLS state, strongest
+    /// first. PLAIN and LOGIN only need a password check; SCRAM-SHA-256 needs plaintext secrets or
+    /// stored keys; the -PLUS variant also needs TLS 1.3's exporter (RFC 9266).
+    pub fn sasl_mechanisms(&self, tls: Option<&TlsInfo>) -> Vec<String> {
+        let caps = self.plugins.auth.capabilities();
+        let scram = caps.plaintext_secrets || caps.scram_sha256;
+        let mut mechanisms = Vec::new();
+        if scram && tls.is_some_and(|t| t.exporter.is_some()) {
+            mechanisms.push("SCRAM-SHA-256-PLUS");
+        }
+        if scram {
+            mechanisms.push("SCRAM-SHA-256");
+        }
+        mechanisms.extend(["PLAIN", "LOGIN"]);
+        mechanisms.into_iter().map(String::from).collect()
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .finish()
     }
 }
 

@@ -17,8 +17,14 @@
 //!   `blocking`'s thread pool, never on the executor that serves the other sessions.
 //! - **Reload** ([`source`], [`watch`]): the file is re-read when it changes, with no restart; a
 //!   file that cannot be read keeps the users loaded before.
-//! - **APOP**: [`AuthBackend::lookup_secret`] offers the password only for `{PLAIN}` entries, the
-//!   one scheme from which it can be recovered.
+//! - **APOP and SCRAM-SHA-256**: [`AuthBackend::lookup_secret`] offers the password for `{PLAIN}`
+//!   entries (the one scheme from which it can be recovered; it serves APOP, and SCRAM by deriving
+//!   keys) and the stored keys for `{SCRAM-SHA-256}` entries (SCRAM only), and nothing for other
+//!   schemes, unknown users or `nologin` users. [`AuthBackend::capabilities`] follows the file as
+//!   loaded now: `plaintext_secrets` when at least one user is `{PLAIN}`, `scram_sha256` when at
+//!   least one is `{PLAIN}` or `{SCRAM-SHA-256}`, so the server advertises APOP and SCRAM only
+//!   when someone could use them. USER/PASS and `AUTH PLAIN` work for every scheme, SCRAM keys
+//!   included (the password is checked by deriving the keys with the stored salt).
 
 // Tests may unwrap: a panic there is a failed test, not a crashed server.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -34,8 +40,11 @@ mod tests;
 use crate::settings::Settings;
 use crate::source::Source;
 use crate::watch::Watcher;
-use poppet_password::{dummy_verify, dummy_verify_like, plaintext_equivalent, verify};
-use poppet_sdk::{Accepted, AuthBackend, AuthOutcome, AuthRequest, PluginError, Secret};
+use poppet_password::{dummy_verify, dummy_verify_like, plaintext_equivalent, scram_keys, verify};
+use poppet_sdk::{
+    Accepted, AuthBackend, AuthCapabilities, AuthOutcome, AuthRequest, PluginError, ScramKeys,
+    Secret, StoredSecret,
+};
 use std::fmt;
 use std::sync::Arc;
 
@@ -111,9 +120,15 @@ impl AuthBackend for PasswdFile {
         Ok(blocking::unblock(move || decide(&source, &request)).await)
     }
 
-    async fn lookup_secret(&self, user: String) -> Result<Option<Secret<String>>, PluginError> {
+    async fn lookup_secret(&self, user: String) -> Result<Option<StoredSecret>, PluginError> {
         let source = Arc::clone(&self.source);
-        Ok(blocking::unblock(move || plaintext(&source, &user)).await)
+        Ok(blocking::unblock(move || stored_secret(&source, &user)).await)
+    }
+
+    /// From the table as loaded now, without a stat: this runs on the executor for every new
+    /// connection, and the next login's check picks up a change soon enough.
+    fn capabilities(&self) -> AuthCapabilities {
+        self.source.table().capabilities()
     }
 }
 
@@ -129,7 +144,9 @@ fn decide(source: &Source, request: &AuthRequest) -> AuthOutcome {
         }
         return AuthOutcome::Reject;
     };
-    if !verify(&account.hash, password) {
+    // `verified`: the core already checked a SCRAM proof against the secret `lookup_secret` gave,
+    // so only the account is looked up here.
+    if !request.verified && !verify(&account.hash, password) {
         return AuthOutcome::Reject;
     }
     // Both refusals below come after the hash check, so they take as long as a wrong password.
@@ -156,13 +173,23 @@ fn decide(source: &Source, request: &AuthRequest) -> AuthOutcome {
     })
 }
 
-/// The plaintext password of a `{PLAIN}` user who may log in.
-fn plaintext(source: &Source, user: &str) -> Option<Secret<String>> {
+/// The password of a `{PLAIN}` user, or the keys of a `{SCRAM-SHA-256}` user, who may log in.
+fn stored_secret(source: &Source, user: &str) -> Option<StoredSecret> {
     source.check_now_and_then();
     let table = source.table();
     let account = table.get(user).filter(|account| !account.nologin)?;
-    let bytes = plaintext_equivalent(&account.hash)?;
-    String::from_utf8(bytes.to_vec()).ok().map(Secret::new)
+    if let Some(bytes) = plaintext_equivalent(&account.hash) {
+        return String::from_utf8(bytes.to_vec())
+            .ok()
+            .map(|password| StoredSecret::Plaintext(Secret::new(password)));
+    }
+    let keys = scram_keys(&account.hash)?;
+    Some(StoredSecret::ScramSha256(ScramKeys {
+        iterations: keys.iterations,
+        salt: keys.salt,
+        stored_key: keys.stored_key,
+        server_key: keys.server_key,
+    }))
 }
 
 poppet_sdk::export_plugin! {

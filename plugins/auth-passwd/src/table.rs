@@ -17,7 +17,7 @@
 //! bad line, with a warning naming the line.
 
 use poppet_password::{Entry, PasswordHash, Scheme};
-use poppet_sdk::Expire;
+use poppet_sdk::{AuthCapabilities, Expire};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -45,6 +45,8 @@ pub struct Table {
     /// The hash an unknown user's password is checked against (for timing only); `None` when the
     /// file has no users, and `poppet_password::dummy_verify` stands in.
     dummy: Option<PasswordHash>,
+    /// What `lookup_secret` can offer for this version of the file.
+    capabilities: AuthCapabilities,
 }
 
 impl Table {
@@ -75,7 +77,25 @@ impl Table {
             .rev()
             .max_by_key(|(_, count, _)| *count)
             .map(|(_, _, hash)| hash);
-        (Table { accounts, dummy }, errors)
+        let has = |scheme| {
+            accounts
+                .values()
+                .any(|a: &Account| a.hash.scheme() == scheme)
+        };
+        let plaintext_secrets = has(Scheme::Plain);
+        // SCRAM-SHA-256 keys are stored for `{SCRAM-SHA-256}` users and derived for `{PLAIN}` ones.
+        let capabilities = AuthCapabilities {
+            plaintext_secrets,
+            scram_sha256: plaintext_secrets || has(Scheme::ScramSha256),
+        };
+        (
+            Table {
+                accounts,
+                dummy,
+                capabilities,
+            },
+            errors,
+        )
     }
 
     /// The account of `user` (compared byte for byte, as Dovecot does).
@@ -86,6 +106,14 @@ impl Table {
     /// The timing template for unknown users.
     pub fn dummy(&self) -> Option<&PasswordHash> {
         self.dummy.as_ref()
+    }
+
+    /// What challenge-response secrets this file can serve: `plaintext_secrets` when some user is
+    /// `{PLAIN}` (APOP, and SCRAM-SHA-256 by deriving keys), `scram_sha256` when some user is
+    /// `{PLAIN}` or `{SCRAM-SHA-256}`. Worked out when the file is loaded; `nologin` users count
+    /// too, though `lookup_secret` gives nothing for them.
+    pub fn capabilities(&self) -> AuthCapabilities {
+        self.capabilities
     }
 
     /// Whether no user can log in.

@@ -79,6 +79,7 @@ fn request(user: &str, password: &str) -> AuthRequest {
         peer: None,
         local: None,
         tls: true,
+        verified: false,
     }
 }
 
@@ -224,18 +225,124 @@ fn nologin_and_foreign_authzid_are_rejected() {
     ));
 }
 
+/// `doveadm pw -s SCRAM-SHA-256 -p 'correct horse'` (Dovecot 2.3.19.1).
+const DOVEADM_SCRAM: &str = "{SCRAM-SHA-256}4096,tDGxrBYWdGq3K9lMgeQ43w==,\
+    n+fJy3sIJLKPzCOl0LGZim8eCRUYqf4mtOOEjvYAoCA=,OYlfCpBTBjUq+JG+rmb4tUSacIkwowaTkXio10CEGno=";
+
 #[test]
-fn lookup_secret_only_for_plain() {
+fn lookup_secret_for_plain_and_scram_only() {
     let sha = hash(Scheme::Sha512Crypt, b"s3cret").unwrap();
     let fx = Fixture::new(&format!(
-        "alice:{{PLAIN}}wonderland\nbob:{sha}\nnol:{{PLAIN}}x::::::nologin\n"
+        "alice:{{PLAIN}}wonderland\nbob:{sha}\nnol:{{PLAIN}}x::::::nologin\n\
+         carol:{DOVEADM_SCRAM}\nnoscram:{DOVEADM_SCRAM}::::::nologin\n"
     ));
     let backend = fx.backend("");
     let secret = |user: &str| block_on(backend.lookup_secret(user.to_owned())).unwrap();
-    assert_eq!(secret("alice"), Some(Secret::new("wonderland".to_owned())));
+    assert_eq!(
+        secret("alice"),
+        Some(StoredSecret::Plaintext(Secret::new(
+            "wonderland".to_owned()
+        )))
+    );
+    let Some(StoredSecret::ScramSha256(keys)) = secret("carol") else {
+        panic!("carol: expected SCRAM keys");
+    };
+    let want = poppet_password::ScramCredentials::parse_dovecot(DOVEADM_SCRAM).unwrap();
+    assert_eq!(
+        keys,
+        ScramKeys {
+            iterations: 4096,
+            salt: want.salt,
+            stored_key: want.stored_key,
+            server_key: want.server_key,
+        }
+    );
     assert_eq!(secret("bob"), None);
     assert_eq!(secret("nol"), None);
+    assert_eq!(secret("noscram"), None);
     assert_eq!(secret("nobody"), None);
+}
+
+#[test]
+fn scram_entries_log_in_with_user_pass() {
+    let made = hash(Scheme::ScramSha256, b"pencil").unwrap();
+    let fx = Fixture::new(&format!(
+        "carol:{DOVEADM_SCRAM}:1000:1000::/home/carol\ndave:{made}\n"
+    ));
+    let backend = fx.backend("");
+    assert_eq!(
+        accepted(&backend, "carol", "correct horse")
+            .mailbox
+            .as_deref(),
+        Some("/home/carol/Maildir")
+    );
+    accepted(&backend, "dave", "pencil");
+    assert_eq!(
+        login(&backend, "carol", "correct horsE"),
+        AuthOutcome::Reject
+    );
+    assert_eq!(
+        login(&backend, "dave", "correct horse"),
+        AuthOutcome::Reject
+    );
+    assert_eq!(login(&backend, "erin", "pencil"), AuthOutcome::Reject);
+    // An unknown user costs a PBKDF2 run at the file's iteration count, like a wrong password.
+    let table = backend.source.table();
+    assert_eq!(table.dummy().map(|h| h.scheme()), Some(Scheme::ScramSha256));
+}
+
+#[test]
+fn capabilities_follow_the_schemes_in_the_file() {
+    let sha = hash(Scheme::Sha512Crypt, b"s3cret").unwrap();
+    let caps = |text: &str| {
+        let fx = Fixture::new(text);
+        fx.backend(STAT_ONLY).capabilities()
+    };
+    let none = AuthCapabilities::default();
+    let scram_only = AuthCapabilities {
+        plaintext_secrets: false,
+        scram_sha256: true,
+    };
+    let both = AuthCapabilities {
+        plaintext_secrets: true,
+        scram_sha256: true,
+    };
+    assert_eq!(caps(""), none);
+    assert_eq!(caps(&format!("bob:{sha}\n")), none);
+    assert_eq!(
+        caps(&format!("bob:{sha}\ncarol:{DOVEADM_SCRAM}\n")),
+        scram_only
+    );
+    assert_eq!(caps(&format!("bob:{sha}\nalice:{{PLAIN}}pw\n")), both);
+    assert_eq!(
+        caps(&format!("alice:{{PLAIN}}pw\ncarol:{DOVEADM_SCRAM}\n")),
+        both
+    );
+    // A skipped line offers nothing.
+    assert_eq!(caps("alice:{PLAIN}pw::::::userdb_expire=soon\n"), none);
+}
+
+#[test]
+fn capabilities_change_with_the_file() {
+    let fx = Fixture::new("alice:{PLAIN}pw\n");
+    let backend = fx.backend(STAT_ONLY);
+    assert!(backend.capabilities().plaintext_secrets);
+    fx.replace(&format!("carol:{DOVEADM_SCRAM}\n"));
+    // A login (or lookup) notices the change; capabilities() then reports the new table.
+    accepted(&backend, "carol", "correct horse");
+    assert_eq!(
+        backend.capabilities(),
+        AuthCapabilities {
+            plaintext_secrets: false,
+            scram_sha256: true,
+        }
+    );
+    fx.replace(&format!("bob:{}\n", hash(Scheme::Ssha256, b"pw").unwrap()));
+    assert_eq!(
+        block_on(backend.lookup_secret("bob".to_owned())).unwrap(),
+        None
+    );
+    assert_eq!(backend.capabilities(), AuthCapabilities::default());
 }
 
 #[test]
@@ -333,4 +440,34 @@ fn a_missing_file_is_a_config_error_naming_it() {
 #[test]
 fn the_plugin_exports_the_sdk_abi_version() {
     assert_eq!(poppet_plugin_abi_version(), poppet_sdk::abi::ABI_VERSION);
+}
+
+#[test]
+fn a_verified_request_only_looks_the_account_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users");
+    std::fs::write(
+        &file,
+        "ann:{PLAIN}secret::::/home/ann::\nbob:{PLAIN}x::::::nologin\n",
+    )
+    .unwrap();
+    let backend =
+        PasswdFile::from_settings(&format!("(file: {:?})", file.display().to_string())).unwrap();
+    let verified = |user: &str| {
+        let mut r = request(user, "");
+        r.verified = true;
+        block_on(backend.authenticate(r)).unwrap()
+    };
+    assert!(matches!(verified("ann"), AuthOutcome::Accept(_)));
+    assert_eq!(verified("nobody"), AuthOutcome::Reject);
+    assert_eq!(
+        verified("bob"),
+        AuthOutcome::Reject,
+        "nologin still applies"
+    );
+    // Without the flag an empty password is just wrong.
+    assert_eq!(
+        block_on(backend.authenticate(request("ann", ""))).unwrap(),
+        AuthOutcome::Reject
+    );
 }

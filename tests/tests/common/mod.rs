@@ -24,10 +24,15 @@ fn write_users(dir: &std::path::Path) -> PathBuf {
 
 /// The config text for the real plugins; `extra` is inserted at the top level.
 pub fn config(dir: &std::path::Path, extra: &str) -> String {
+    config_with_listeners(dir, r#"(address: "127.0.0.1:0")"#, extra)
+}
+
+/// Like [`config`] with the given listener entries.
+pub fn config_with_listeners(dir: &std::path::Path, listeners: &str, extra: &str) -> String {
     let users = write_users(dir);
     format!(
         r#"(
-    listeners: [(address: "127.0.0.1:0")],
+    listeners: [{listeners}],
     plugins: [
         (library: "{auth}", kind: auth, name: "passwd", settings: (file: "{users}")),
         (library: "{store}", kind: store, name: "maildir", settings: (path: "{mail}/%u/Maildir")),

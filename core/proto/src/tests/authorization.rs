@@ -187,10 +187,46 @@ fn capa_in_authorization() {
     );
 }
 
+/// An invalid name answers like any other at USER, and its login reaches the driver
+/// flagged, which rejects it exactly like a wrong password.
 #[test]
-fn stls_and_auth_are_unknown_for_now() {
-    assert_eq!(
-        run("STLS\r\nAUTH PLAIN\r\n"),
-        "-ERR unknown command STLS\r\n-ERR unknown command AUTH\r\n"
-    );
+fn invalid_user_looks_like_a_wrong_password() {
+    let wrong_password = run("USER alice\r\nPASS wrong\r\n");
+    for name in ["../etc", "a/b", "..", "."] {
+        let mut driver = Driver::new(test_options());
+        driver.feed(format!("USER {name}\r\nPASS secret\r\n").as_bytes());
+        assert_eq!(driver.replies(), wrong_password, "{name}");
+        assert_eq!(driver.invalid_users, 1, "{name}");
+        assert_eq!(driver.session.state(), State::Authorization);
+    }
+    let mut driver = Driver::new(test_options());
+    driver
+        .session
+        .enqueue_input(b"USER ../x\r\nPASS secret\r\n");
+    let now = driver.now;
+    assert!(matches!(driver.session.next(now), Some(Event::Reply(r)) if r.is_ok()));
+    let Some(Event::AuthRequested(request)) = driver.session.next(now) else {
+        panic!("no auth")
+    };
+    assert!(!request.valid_user);
+    assert_eq!(request.user, "../x");
+
+    let mut driver = Driver::new(test_options());
+    driver.feed(format!("APOP a/b {GOOD_DIGEST}\r\n").as_bytes());
+    assert_eq!(driver.replies(), "-ERR [AUTH] Authentication failed\r\n");
+    assert_eq!(driver.invalid_users, 1);
+}
+
+#[test]
+fn valid_users_are_flagged_valid() {
+    let mut driver = Driver::new(test_options());
+    driver
+        .session
+        .enqueue_input(b"USER alice@example.org\r\nPASS x\r\n");
+    let now = driver.now;
+    assert!(driver.session.next(now).is_some());
+    let Some(Event::AuthRequested(request)) = driver.session.next(now) else {
+        panic!("no auth")
+    };
+    assert!(request.valid_user);
 }

@@ -2,6 +2,9 @@
 //! fake driver of `testing.rs`.
 
 mod authorization;
+mod limits;
 mod pipelining;
+mod sasl;
+mod stls;
 mod transaction;
 mod update;

@@ -1,7 +1,9 @@
 //! Pipelining (RFC 2449 §6.6), framing errors, and chunking: the same script fed in
-//! every chunk size gives the same bytes (after stalwart's pop3 parser tests).
+//! every chunk size gives the same bytes (after stalwart's pop3 parser tests), also
+//! across STLS and SASL exchanges.
 
 use crate::event::Event;
+use crate::options::SessionOptions;
 use crate::testing::{Driver, run, run_logged_in, test_options};
 
 /// A session touching every command, framing errors included.
@@ -9,6 +11,8 @@ fn script() -> Vec<u8> {
     let mut script = Vec::new();
     script.extend_from_slice(b"CAPA\r\nNOOP\r\nUSER alice\r\nPASS wrong pass\r\n\r\n");
     script.extend_from_slice(format!("USER {}\r\n", "x".repeat(300)).as_bytes());
+    // A good command, so that the framing errors stay under the limit of 3 before login.
+    script.extend_from_slice(b"CAPA\r\n");
     script.extend_from_slice(b"US\0ER alice\r\nUSER \xc3\x28\r\nuser alice\npass secret\r\n");
     script.extend_from_slice(b"STAT\r\nLIST\r\nLIST 2\r\nUIDL\r\nUIDL 1\r\nRETR 1\r\nTOP 2 1\r\n");
     script.extend_from_slice(
@@ -19,11 +23,77 @@ fn script() -> Vec<u8> {
 }
 
 fn run_chunked(script: &[u8], chunk: usize) -> Vec<u8> {
-    let mut driver = Driver::new(test_options());
-    for piece in script.chunks(chunk) {
-        driver.feed(piece);
+    run_segments(test_options(), &[script], chunk)
+}
+
+/// Feeds each segment in pieces of `chunk` octets; between segments the fake TLS
+/// handshake completes if STLS asked for one.
+fn run_segments(options: SessionOptions, segments: &[&[u8]], chunk: usize) -> Vec<u8> {
+    let mut driver = Driver::new(options);
+    for segment in segments {
+        for piece in segment.chunks(chunk) {
+            driver.feed(piece);
+        }
+        driver.handshake();
     }
     driver.out
+}
+
+/// Before TLS: cleartext refused, STLS with an injection attempt pipelined behind it.
+/// After TLS: every kind of SASL exchange, an overlong continuation, then a login.
+fn tls_and_sasl_script() -> (Vec<u8>, Vec<u8>) {
+    let before = b"CAPA\r\nUSER alice\r\nAUTH PLAIN\r\nSTLS\r\nUSER evil\r\nPASS secret\r\n";
+    let mut after = Vec::new();
+    after.extend_from_slice(b"CAPA\r\nAUTH\r\nAUTH LOGIN\r\nYWxpY2U=\r\n*\r\nAUTH PLAIN =\r\n");
+    after.extend_from_slice(b"AUTH CRAM-MD5\r\nAUTH SCRAM-SHA-256\r\n");
+    after.extend_from_slice(format!("{}\r\n", "A".repeat(9000)).as_bytes());
+    after.extend_from_slice(b"AUTH PLAIN\r\n!!\r\nUSER bob\r\nAUTH LOGIN\r\nYWxpY2U=\r\n");
+    after.extend_from_slice(b"c2VjcmV0\r\nSTAT\r\nAUTH\r\nSTLS\r\nQUIT\r\n");
+    (before.to_vec(), after)
+}
+
+#[test]
+fn every_chunk_size_gives_identical_output_across_stls_and_auth() {
+    let options = SessionOptions {
+        stls: true,
+        plaintext_disallowed: true,
+        sasl_mechanisms: ["PLAIN", "LOGIN", "SCRAM-SHA-256"].map(String::from).into(),
+        ..test_options()
+    };
+    let (before, after) = tls_and_sasl_script();
+    let segments = [before.as_slice(), after.as_slice()];
+    let expected = run_segments(options.clone(), &segments, after.len());
+    for chunk in 1..=512 {
+        let out = run_segments(options.clone(), &segments, chunk);
+        assert_eq!(out, expected, "chunk size {chunk}");
+    }
+    let text = String::from_utf8_lossy(&expected);
+    let refused =
+        "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n";
+    assert!(text.contains(&format!(
+        "{refused}{refused}+OK Begin TLS negotiation\r\n+OK Capability list follows\r\n"
+    )));
+    assert!(!text.contains("send PASS\r\n+OK Logged in"), "{text}");
+    assert!(text.contains("\r\nSASL PLAIN LOGIN SCRAM-SHA-256\r\n"));
+    assert!(
+        text.contains(
+            "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n-ERR [AUTH] Authentication cancelled\r\n"
+        )
+    );
+    assert!(text.contains("-ERR Unsupported authentication mechanism\r\n"));
+    assert!(
+        text.contains("-ERR authentication line too long (at most 8192 octets including CRLF)\r\n")
+    );
+    assert!(text.contains("-ERR [AUTH] Invalid base64 data in continued response\r\n"));
+    assert!(
+        text.ends_with(
+            "+ UGFzc3dvcmQ6\r\n+OK Logged in, maildrop has 3 messages (108 octets)\r\n+OK 3 108\r\n\
+         -ERR AUTH is not valid in the TRANSACTION state\r\n\
+         -ERR STLS is not valid in the TRANSACTION state\r\n\
+         +OK Poppet signing off (0 messages deleted)\r\n"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,11 +1,10 @@
-//! QUIT into UPDATE, the commit answers, the idle timer and the bad-command limit.
+//! QUIT into UPDATE and the commit answers.
 
 use std::time::Duration;
 
 use crate::event::{CloseReason, CommitOutcome, Event};
-use crate::options::SessionOptions;
 use crate::state::State;
-use crate::testing::{Driver, logged_in, test_options};
+use crate::testing::logged_in;
 
 #[test]
 fn quit_commits_sorted_deletions() {
@@ -90,115 +89,4 @@ fn quit_without_deletions_still_releases_the_maildrop() {
         String::from_utf8_lossy(&driver.out),
         "+OK Poppet signing off (0 messages deleted)\r\n"
     );
-}
-
-#[test]
-fn idle_timeout_closes_without_commit() {
-    for login in [false, true] {
-        let mut driver = if login {
-            logged_in()
-        } else {
-            Driver::new(test_options())
-        };
-        driver.feed(b"DELE 1\r\n");
-        let deadline = driver.session.deadline();
-        assert_eq!(deadline, driver.now + Duration::from_secs(600));
-        assert_eq!(
-            driver
-                .session
-                .handle_timeout(deadline - Duration::from_secs(1)),
-            None
-        );
-        let Some(Event::Close { reason, reply }) = driver.session.handle_timeout(deadline) else {
-            panic!("no close")
-        };
-        assert_eq!(reason, CloseReason::Timeout);
-        assert_eq!(
-            reply.map(|r| r.to_bytes()),
-            Some(b"-ERR autologout: idle for too long\r\n".to_vec())
-        );
-        assert_eq!(driver.session.state(), State::Closed);
-        assert_eq!(driver.session.handle_timeout(deadline), None);
-        driver.feed(b"QUIT\r\n");
-        assert_eq!(driver.committed, None);
-    }
-}
-
-#[test]
-fn any_command_resets_the_idle_timer() {
-    let mut driver = Driver::new(test_options());
-    driver.advance(Duration::from_secs(500));
-    driver.feed(b"NOOP\r\n");
-    assert_eq!(
-        driver.session.deadline(),
-        driver.now + Duration::from_secs(600)
-    );
-    driver.advance(Duration::from_secs(599));
-    assert_eq!(driver.session.handle_timeout(driver.now), None);
-}
-
-#[test]
-fn idle_timeout_is_at_least_ten_minutes() {
-    let options = SessionOptions {
-        idle_timeout: Duration::from_secs(5),
-        ..test_options()
-    };
-    let driver = Driver::new(options);
-    assert_eq!(
-        driver.session.deadline(),
-        driver.now + Duration::from_secs(600)
-    );
-}
-
-#[test]
-fn timer_does_not_fire_while_the_driver_is_busy() {
-    let mut driver = logged_in();
-    driver.session.enqueue_input(b"RETR 1\r\n");
-    let start = driver.now;
-    assert!(matches!(
-        driver.session.next(start),
-        Some(Event::TransferRequested {
-            index: 0,
-            size: 34,
-            top_lines: None
-        })
-    ));
-    let late = start + Duration::from_secs(3600);
-    assert_eq!(driver.session.handle_timeout(late), None);
-    driver.session.transfer_completed();
-    // The idle clock restarts when the driver comes back for the next event.
-    assert_eq!(driver.session.next(late), None);
-    assert_eq!(driver.session.deadline(), late + Duration::from_secs(600));
-}
-
-#[test]
-fn too_many_bad_commands_close() {
-    let mut driver = Driver::new(SessionOptions {
-        max_bad_commands: 3,
-        ..test_options()
-    });
-    driver.feed(b"BAD1\r\nBAD2\r\nUSER x\r\nBAD3\r\nNOOP\r\nBAD5\r\nCAPA\r\n");
-    assert_eq!(
-        driver.replies(),
-        "-ERR unknown command BAD1\r\n-ERR unknown command BAD2\r\n+OK send PASS\r\n\
-         -ERR unknown command BAD3\r\n-ERR NOOP is not valid in the AUTHORIZATION state\r\n\
-         -ERR too many bad commands, closing connection\r\n"
-    );
-    assert_eq!(driver.closed, Some(CloseReason::TooManyErrors));
-}
-
-#[test]
-fn a_good_command_resets_the_bad_streak() {
-    let mut driver = Driver::new(SessionOptions {
-        max_bad_commands: 2,
-        ..test_options()
-    });
-    driver.feed(b"BAD\r\nCAPA\r\nBAD\r\nCAPA\r\nBAD\r\n");
-    assert_eq!(driver.closed, None);
-    let mut unlimited = Driver::new(SessionOptions {
-        max_bad_commands: 0,
-        ..test_options()
-    });
-    unlimited.feed("BAD\r\n".repeat(100).as_bytes());
-    assert_eq!(unlimited.closed, None);
 }

@@ -152,6 +152,9 @@ pub struct Limits {
     /// Upper bound of the per-address penalty that doubles with each failed login (1 s, 2 s, 4 s, ...)
     /// and is forgotten after an hour without failures. Default 15 s, Dovecot's auth penalty cap.
     pub auth_penalty_max: Duration,
+    /// Failed logins on one connection before it is closed. Default 3, as Dovecot's login processes:
+    /// a guesser must reconnect (and serve the address penalty) every three tries.
+    pub max_auth_failures: u32,
     /// Logged-in sessions of one user at once. Default 10, Dovecot's `mail_max_userip_connections`.
     pub max_connections_per_user: u32,
     /// Networks whose clients get no auth penalty (monitoring, webmail). Default: loopback only.
@@ -169,6 +172,7 @@ impl Default for Limits {
             login_timeout: Duration::from_secs(180),
             auth_failure_delay: Duration::from_secs(2),
             auth_penalty_max: Duration::from_secs(15),
+            max_auth_failures: 3,
             max_connections_per_user: 10,
             trusted_networks: vec![
                 ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
@@ -409,6 +413,7 @@ impl Validator<'_> {
             max_connections_per_user: l
                 .max_connections_per_user
                 .unwrap_or(defaults.max_connections_per_user),
+            max_auth_failures: l.max_auth_failures.unwrap_or(defaults.max_auth_failures),
             trusted_networks: match &l.trusted_networks {
                 None => defaults.trusted_networks,
                 Some(nets) => nets

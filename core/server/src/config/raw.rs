@@ -126,6 +126,8 @@ pub(super) struct RawLimits<'a> {
     pub auth_penalty_max: Option<Located<'a>>,
     #[serde(default)]
     pub max_connections_per_user: Option<u32>,
+    #[serde(default)]
+    pub max_auth_failures: Option<u32>,
     #[serde(default, borrow)]
     pub trusted_networks: Option<Vec<Located<'a>>>,
 }

@@ -1,0 +1,401 @@
+//! One client connection: the driver between a socket and the sans-I/O `poppet_proto::Session`.
+//!
+//! The engine decides everything POP3; the driver moves bytes, runs TLS, calls the plugins the engine
+//! asks for, streams bodies through bounded buffers and writes the log lines operators grep for.
+//! `login.rs` authenticates (with failure delays and penalties), `sasl.rs` runs SASL exchanges,
+//! `transfer.rs` streams messages, commits and runs extension verbs.
+
+mod login;
+mod sasl;
+mod transfer;
+
+use crate::shared::{Shared, UserSlot};
+use crate::stream::Stream;
+use crate::tls::TlsInfo;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
+use poppet_proto::{CloseReason, Event, Response, ResponseCode, Session};
+use poppet_sdk::PluginError;
+use poppet_sdk::host::MaildropHandle;
+use smol::Timer;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Bytes read from the socket at a time; commands are at most 255 octets, so this holds many.
+const READ_CHUNK: usize = 4096;
+/// Output is flushed when it reaches this size; with `transfer::BODY_CHUNK` it bounds a session's
+/// buffers whatever the message size.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// How a session ended, for the logout line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// QUIT.
+    Quit,
+    /// Client closed the connection without QUIT (nothing committed).
+    Dropped,
+    /// Autologout timer after login.
+    Timeout,
+    /// No login within the login timeout.
+    LoginTimeout,
+    /// Too many bad commands.
+    TooManyErrors,
+    /// Too many failed logins on this connection.
+    TooManyAuthFailures,
+    /// Server shutting down (nothing committed).
+    Shutdown,
+    /// The TLS handshake failed.
+    TlsFailed,
+    /// The client stopped reading what the server sends.
+    WriteTimeout,
+    /// A socket or body-stream error.
+    Error,
+}
+
+impl Ending {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ending::Quit => "quit",
+            Ending::Dropped => "disconnected",
+            Ending::Timeout => "timeout",
+            Ending::LoginTimeout => "login-timeout",
+            Ending::TooManyErrors => "too-many-errors",
+            Ending::TooManyAuthFailures => "too-many-auth-failures",
+            Ending::Shutdown => "shutdown",
+            Ending::TlsFailed => "tls-failed",
+            Ending::WriteTimeout => "write-timeout",
+            Ending::Error => "error",
+        }
+    }
+}
+
+/// Facts about the connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Session id for log lines.
+    pub id: u64,
+    /// Client address.
+    pub peer: SocketAddr,
+    /// Local address.
+    pub local: SocketAddr,
+    /// TLS parameters once encrypted.
+    pub tls: Option<TlsInfo>,
+    /// Whether this listener offers STLS.
+    pub stls_offered: bool,
+    /// Whether cleartext passwords are refused while the connection is unencrypted (the listener's
+    /// `plaintext_auth` policy applied to this client's address).
+    pub plaintext_refused_without_tls: bool,
+}
+
+pub(crate) struct Driver<'a> {
+    stream: Stream,
+    session: Session,
+    out: Vec<u8>,
+    shared: &'a Shared,
+    conn: Connection,
+    maildrop: Option<MaildropHandle>,
+    user_slot: Option<UserSlot>,
+    user: Option<String>,
+    mechanism: &'static str,
+    sent_octets: u64,
+    sasl: Option<sasl::Pending>,
+    auth_failures: u32,
+    close_after_reply: bool,
+}
+
+/// Runs one session to its end. `shutdown` completes when the server is stopping.
+pub async fn run(
+    stream: Stream,
+    conn: Connection,
+    shared: &Shared,
+    shutdown: smol::channel::Receiver<()>,
+) {
+    let session = Session::new(shared.session_options(&conn), Instant::now());
+    let mut d = Driver {
+        stream,
+        session,
+        out: Vec::with_capacity(1024),
+        shared,
+        conn,
+        maildrop: None,
+        user_slot: None,
+        user: None,
+        mechanism: "",
+        sent_octets: 0,
+        sasl: None,
+        auth_failures: 0,
+        close_after_reply: false,
+    };
+    let ending = d.serve(shutdown).await;
+    // Release the maildrop (and its lock) and the user's slot before the logout line, which tests and
+    // operators read as "the session is over".
+    drop(d.maildrop.take());
+    drop(d.user_slot.take());
+    d.log_logout(ending);
+}
+
+enum Wake {
+    Read(io::Result<usize>),
+    Timeout,
+    Shutdown,
+}
+
+impl Driver<'_> {
+    async fn serve(&mut self, shutdown: smol::channel::Receiver<()>) -> Ending {
+        self.session.greeting().encode(&mut self.out);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            while let Some(event) = self.session.next(Instant::now()) {
+                match self.handle(event).await {
+                    Ok(Some(ending)) => {
+                        let _ = self.flush().await;
+                        return ending;
+                    }
+                    Ok(None) => {}
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ending::WriteTimeout,
+                    Err(e) => {
+                        log::info!("session {}: connection error: {e}", self.conn.id);
+                        return Ending::Error;
+                    }
+                }
+            }
+            match self.flush().await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ending::WriteTimeout,
+                Err(_) => return Ending::Dropped,
+            }
+            let deadline = self.session.deadline();
+            let wake = future::or(
+                async { Wake::Read(self.stream.read(&mut buf).await) },
+                future::or(
+                    async {
+                        Timer::at(deadline).await;
+                        Wake::Timeout
+                    },
+                    async {
+                        let _ = shutdown.recv().await;
+                        Wake::Shutdown
+                    },
+                ),
+            )
+            .await;
+            match wake {
+                Wake::Read(Ok(0)) => return Ending::Dropped,
+                Wake::Read(Ok(n)) => self.session.enqueue_input(&buf[..n]),
+                Wake::Read(Err(e)) => {
+                    log::debug!("session {}: read error: {e}", self.conn.id);
+                    return Ending::Dropped;
+                }
+                Wake::Timeout => {
+                    if let Some(event) = self.session.handle_timeout(Instant::now()) {
+                        let ending = self
+                            .handle(event)
+                            .await
+                            .ok()
+                            .flatten()
+                            .unwrap_or(Ending::Timeout);
+                        let _ = self.flush().await;
+                        return ending;
+                    }
+                }
+                Wake::Shutdown => {
+                    Response::err(
+                        Some(ResponseCode::SysTemp),
+                        "server shutting down, try again later",
+                    )
+                    .encode(&mut self.out);
+                    let _ = self.flush().await;
+                    return Ending::Shutdown;
+                }
+            }
+        }
+    }
+
+    /// Writes pending output. A client that stops reading gets the idle timeout to drain it, then is
+    /// cut: the server never buffers without bound for a stalled reader, and the stalled session does
+    /// not keep its slot and maildrop lock for ever.
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.shared.config.limits.idle_timeout;
+        let (stream, out) = (&mut self.stream, &self.out);
+        let written = future::or(
+            async {
+                stream.write_all(out).await?;
+                stream.flush().await
+            },
+            async {
+                Timer::after(timeout).await;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client stopped reading",
+                ))
+            },
+        )
+        .await;
+        if let Err(e) = &written {
+            if e.kind() == io::ErrorKind::TimedOut {
+                log::info!(
+                    "session {}: client stopped reading for {timeout:?}; closing",
+                    self.conn.id
+                );
+            }
+        }
+        written?;
+        self.sent_octets += self.out.len() as u64;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Handles one engine event; `Ok(Some(_))` ends the session.
+    async fn handle(&mut self, event: Event) -> io::Result<Option<Ending>> {
+        match event {
+            Event::Reply(r) => {
+                r.encode(&mut self.out);
+                if self.close_after_reply {
+                    return Ok(Some(Ending::TooManyAuthFailures));
+                }
+                if self.out.len() >= FLUSH_AT {
+                    self.flush().await?;
+                }
+            }
+            Event::StartTls => return self.start_tls().await,
+            Event::AuthRequested(req) => {
+                // Answer earlier pipelined replies before a possibly slow backend.
+                self.flush().await?;
+                let outcome = self.login_user_pass(req).await;
+                self.session.auth_completed(outcome);
+            }
+            Event::SaslStarted {
+                mechanism,
+                initial_response,
+            } => {
+                self.flush().await?;
+                self.sasl_start(&mechanism, initial_response).await;
+            }
+            Event::SaslResponse { data } => self.sasl_continue(data).await,
+            Event::SaslCancelled => self.sasl = None,
+            Event::TransferRequested {
+                index,
+                size,
+                top_lines,
+            } => {
+                self.transfer(index, size, top_lines).await?;
+            }
+            Event::CommitRequested { deleted } => {
+                let outcome = self.commit(&deleted).await;
+                self.session.commit_completed(outcome);
+            }
+            Event::ExtensionCommand { verb, args } => {
+                let reply = self.extension(verb, args).await;
+                self.session.extension_completed(reply);
+            }
+            Event::Close { reason, reply } => {
+                if let Some(r) = reply {
+                    r.encode(&mut self.out);
+                }
+                return Ok(Some(match reason {
+                    CloseReason::Quit => Ending::Quit,
+                    CloseReason::Timeout => Ending::Timeout,
+                    CloseReason::LoginTimeout => Ending::LoginTimeout,
+                    CloseReason::TooManyErrors => Ending::TooManyErrors,
+                    _ => Ending::Error,
+                }));
+            }
+            other => {
+                log::error!("session {}: unhandled engine event {other:?}", self.conn.id);
+                return Ok(Some(Ending::Error));
+            }
+        }
+        Ok(None)
+    }
+
+    /// STLS: the engine has queued `+OK Begin TLS negotiation`; send it, then run the handshake,
+    /// bounded by the session's deadline (the login timeout).
+    async fn start_tls(&mut self) -> io::Result<Option<Ending>> {
+        self.flush().await?;
+        let Some(acceptor) = self.shared.tls.clone() else {
+            log::error!(
+                "session {}: STLS offered without a TLS configuration",
+                self.conn.id
+            );
+            return Ok(Some(Ending::Error));
+        };
+        let deadline = self.session.deadline();
+        let handshake = future::or(
+            async { Some(self.stream.start_tls(&acceptor).await) },
+            async {
+                Timer::at(deadline).await;
+                None
+            },
+        )
+        .await;
+        match handshake {
+            Some(Ok(info)) => {
+                log::debug!(
+                    "session {}: STLS done: {} {}",
+                    self.conn.id,
+                    info.protocol,
+                    info.cipher
+                );
+                let mechanisms = self.shared.sasl_mechanisms(Some(&info));
+                self.conn.tls = Some(info);
+                self.session.tls_started_with(mechanisms);
+                Ok(None)
+            }
+            Some(Err(e)) => {
+                log::info!(
+                    "session {}: TLS handshake failed rip={}: {e}",
+                    self.conn.id,
+                    self.conn.peer.ip()
+                );
+                Ok(Some(Ending::TlsFailed))
+            }
+            None => Ok(Some(Ending::LoginTimeout)),
+        }
+    }
+
+    fn plugin_error(&self, op: &str, e: &PluginError) {
+        log::error!(
+            "session {}: plugin error in {op}: {} ({})",
+            self.conn.id,
+            e,
+            e.code.name()
+        );
+    }
+
+    fn tls_text(&self) -> String {
+        match &self.conn.tls {
+            Some(t) => format!("{}/{}", t.protocol, t.cipher),
+            None => "no".to_owned(),
+        }
+    }
+
+    fn log_logout(&self, ending: Ending) {
+        let s = self.session.stats();
+        match &self.user {
+            Some(user) => log::info!(
+                "session {}: logout user={user:?} rip={} reason={} mechanism={} retr={}/{} top={} dele={} deleted={} out={}",
+                self.conn.id,
+                self.conn.peer.ip(),
+                ending.as_str(),
+                self.mechanism,
+                s.retr,
+                s.retr_octets,
+                s.top,
+                s.dele,
+                s.deleted,
+                self.sent_octets,
+            ),
+            None => log::info!(
+                "session {}: disconnected before login rip={} reason={} commands={} auth-failures={}",
+                self.conn.id,
+                self.conn.peer.ip(),
+                ending.as_str(),
+                s.commands,
+                self.auth_failures
+            ),
+        }
+    }
+}

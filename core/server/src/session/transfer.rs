@@ -1,0 +1,155 @@
+//! RETR/TOP streaming, the commit at QUIT, and extension verbs.
+
+use super::{Driver, FLUSH_AT};
+use futures_lite::AsyncReadExt;
+use poppet_proto::{CommitOutcome, Failure, Response, ResponseCode};
+use poppet_sdk::{ErrorCode, SessionView};
+
+/// Bytes read from a message body at a time.
+const BODY_CHUNK: usize = 64 * 1024;
+
+impl Driver<'_> {
+    pub(super) async fn transfer(
+        &mut self,
+        index: usize,
+        size: u64,
+        top_lines: Option<u64>,
+    ) -> std::io::Result<()> {
+        let Some(maildrop) = self.maildrop.as_ref() else {
+            let r = self
+                .session
+                .transfer_failed(Failure::Temporary("no maildrop".into()));
+            r.encode(&mut self.out);
+            return Ok(());
+        };
+        let mut body = match maildrop.retrieve(index).await {
+            Ok(b) => b,
+            Err(e) => {
+                self.plugin_error("retrieve", &e);
+                let failure = if e.code == ErrorCode::NOT_FOUND {
+                    Failure::Permanent("message no longer exists".into())
+                } else {
+                    Failure::Temporary("cannot read message, try again later".into())
+                };
+                self.session.transfer_failed(failure).encode(&mut self.out);
+                return Ok(());
+            }
+        };
+        // Until the first flush, a failing body can still be taken back and answered with -ERR.
+        let mark = self.out.len();
+        let mut flushed = false;
+        self.session.transfer_started().encode(&mut self.out);
+        let mut encoder = poppet_proto::BodyEncoder::new(top_lines);
+        let mut buf = vec![0u8; BODY_CHUNK];
+        let mut read_total = 0u64;
+        loop {
+            let n = match body.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) if !flushed => {
+                    log::error!(
+                        "session {}: message {} failed while reading: {e}",
+                        self.conn.id,
+                        index + 1
+                    );
+                    self.out.truncate(mark);
+                    let failure = Failure::Temporary("cannot read message, try again later".into());
+                    self.session.transfer_failed(failure).encode(&mut self.out);
+                    return Ok(());
+                }
+                Err(e) => {
+                    // Part of the reply is on the wire and cannot be taken back: close rather than let
+                    // a short message look complete.
+                    log::error!(
+                        "session {}: message {} failed mid-transfer: {e}",
+                        self.conn.id,
+                        index + 1
+                    );
+                    return Err(e);
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            read_total += n as u64;
+            let progress = encoder.encode(&buf[..n], &mut self.out);
+            if self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+                flushed = true;
+            }
+            if progress == poppet_proto::Progress::Done {
+                break;
+            }
+        }
+        if top_lines.is_none() && read_total != size {
+            log::warn!(
+                "session {}: message {} is {read_total} octets, store said {size}",
+                self.conn.id,
+                index + 1
+            );
+        }
+        encoder.finish(&mut self.out);
+        self.flush().await?;
+        self.session.transfer_completed();
+        Ok(())
+    }
+
+    pub(super) async fn commit(&mut self, deleted: &[usize]) -> CommitOutcome {
+        let Some(mut maildrop) = self.maildrop.take() else {
+            return CommitOutcome::Committed { deleted: 0 };
+        };
+        let outcome = match maildrop.commit(deleted).await {
+            Ok(r) if r.failed == 0 => CommitOutcome::Committed {
+                deleted: r.deleted as usize,
+            },
+            Ok(r) => {
+                log::error!(
+                    "session {}: {} of {} deletions failed",
+                    self.conn.id,
+                    r.failed,
+                    deleted.len()
+                );
+                CommitOutcome::Partial {
+                    failed: r.failed as usize,
+                }
+            }
+            Err(e) => {
+                self.plugin_error("commit", &e);
+                CommitOutcome::Failed("could not remove deleted messages".into())
+            }
+        };
+        drop(maildrop);
+        outcome
+    }
+
+    pub(super) async fn extension(&mut self, verb: String, args: Vec<String>) -> Response {
+        let ext = self
+            .shared
+            .plugins
+            .extensions
+            .iter()
+            .find(|e| e.verbs().iter().any(|v| v.verb.eq_ignore_ascii_case(&verb)));
+        let Some(ext) = ext else {
+            return Response::err(None, "unknown command");
+        };
+        let call = poppet_sdk::ExtensionCall {
+            verb,
+            args,
+            session: SessionView {
+                user: self.user.clone(),
+                peer: Some(self.conn.peer),
+                tls: self.conn.tls.is_some(),
+                message_sizes: self.session.messages().iter().map(|m| m.size).collect(),
+            },
+        };
+        match ext.handle(&call).await {
+            Ok(reply) => crate::shared::reply_to_response(reply),
+            Err(e) => {
+                self.plugin_error("extension", &e);
+                Response::err(
+                    Some(ResponseCode::SysTemp),
+                    "command failed, try again later",
+                )
+            }
+        }
+    }
+}
