@@ -2,11 +2,18 @@
 //!
 //! RFC 1939 §3: responses are "terminated by the pair CRLF"; maildir files usually end lines with a
 //! bare LF. The reader converts as it goes, from a buffer of bounded size, so memory stays flat
-//! however large the message is, and it yields exactly the size advertised in LIST: it stops there
-//! and reports an error if the file ends early, because a stream of another length would break the
-//! client's framing. A CR already before an LF is left alone, so CRLF files pass through unchanged.
+//! however large the message is. A CR already before an LF is left alone, so CRLF files pass
+//! through unchanged, and a last line without a line end is completed (see [`completion`]), so the
+//! stream always ends with CRLF and the core's encoder adds nothing to it.
+//!
+//! It yields exactly the size advertised in LIST or fails: a file that ends early, or that holds
+//! more than the advertised size (a wrong Maildir++ `W=`, a file changed on disk), is an error, not
+//! a stream cut to length. A short stream that ends cleanly would look complete to the client; an
+//! error lets the core answer `-ERR` (before its first flush) or drop the connection (after it).
 
+use crate::sizes::completion;
 use futures_io::AsyncRead;
+use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +25,6 @@ use std::task::{Context, Poll, ready};
 pub const CHUNK: usize = 64 * 1024;
 
 /// Reads `inner` as CRLF text of exactly `size` octets.
-#[derive(Debug)]
 pub struct CrlfReader<R> {
     inner: R,
     buf: Box<[u8]>,
@@ -28,10 +34,30 @@ pub struct CrlfReader<R> {
     prev_cr: bool,
     /// We emitted the CR we inserted before `buf[pos]` (an LF) and owe the LF.
     owe_lf: bool,
+    /// The last byte read from `inner`, for the completion of the last line.
+    last: Option<u8>,
+    /// `inner` is at its end; what is left is `completion(last)[tail..]`.
+    eof: bool,
+    tail: usize,
     emitted: u64,
     size: u64,
+    /// The file turned out longer or shorter than `size` (the reader failed).
+    mismatch: bool,
     /// Set when the whole message has been yielded (marks it seen at commit).
     complete: Option<Arc<AtomicBool>>,
+}
+
+impl<R: fmt::Debug> fmt::Debug for CrlfReader<R> {
+    // By hand, so a log line or a failed test does not print the 64 KiB buffer.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrlfReader")
+            .field("inner", &self.inner)
+            .field("emitted", &self.emitted)
+            .field("size", &self.size)
+            .field("eof", &self.eof)
+            .field("mismatch", &self.mismatch)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R: AsyncRead + Unpin> CrlfReader<R> {
@@ -44,10 +70,19 @@ impl<R: AsyncRead + Unpin> CrlfReader<R> {
             end: 0,
             prev_cr: false,
             owe_lf: false,
+            last: None,
+            eof: false,
+            tail: 0,
             emitted: 0,
             size,
+            mismatch: false,
             complete,
         }
+    }
+
+    /// Whether the reader failed because the message is not the advertised size.
+    pub fn size_mismatch(&self) -> bool {
+        self.mismatch
     }
 
     /// Converts from `buf[pos..end]` into `out`; returns the octets written.
@@ -96,10 +131,24 @@ impl<R: AsyncRead + Unpin> CrlfReader<R> {
         written
     }
 
-    fn mark_complete(&self) {
+    fn mark_complete(&self, done: bool) {
         if let Some(flag) = &self.complete {
-            flag.store(true, Ordering::Relaxed);
+            flag.store(done, Ordering::Relaxed);
         }
+    }
+
+    /// Fails the stream: the message is not `size` octets. A message that failed is never marked
+    /// read through, even if an earlier call reached its size.
+    fn fail_size(&mut self, kind: io::ErrorKind, what: &str) -> io::Error {
+        self.mismatch = true;
+        self.mark_complete(false);
+        io::Error::new(
+            kind,
+            format!(
+                "message is {what} its advertised {} octets (changed on disk? a wrong W=?)",
+                self.size
+            ),
+        )
     }
 }
 
@@ -110,37 +159,54 @@ impl<R: AsyncRead + Unpin> AsyncRead for CrlfReader<R> {
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let remaining = this.size - this.emitted;
-        if out.is_empty() || remaining == 0 {
-            // Stopping at the advertised size even if the file grew keeps the client's framing.
+        if out.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        while this.pos == this.end {
+        if this.mismatch {
+            return Poll::Ready(Err(this.fail_size(io::ErrorKind::InvalidData, "not")));
+        }
+        // Even at the advertised size the file is read once more, to see that it really ends.
+        while this.pos == this.end && !this.eof {
             match ready!(Pin::new(&mut this.inner).poll_read(cx, &mut this.buf)) {
-                Ok(0) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "message ended after {} of its {} octets (changed on disk?)",
-                            this.emitted, this.size
-                        ),
-                    )));
-                }
+                Ok(0) => this.eof = true,
                 Ok(n) => {
                     this.pos = 0;
                     this.end = n;
+                    this.last = this.buf.get(n - 1).copied();
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+        let remaining = this.size - this.emitted;
         let limit = usize::try_from(remaining)
             .unwrap_or(usize::MAX)
             .min(out.len());
-        let n = this.convert(&mut out[..limit]);
+        let n = if this.pos < this.end {
+            this.convert(&mut out[..limit])
+        } else {
+            let tail = &completion(this.last)[this.tail..];
+            let n = tail.len().min(limit);
+            out[..n].copy_from_slice(&tail[..n]);
+            this.tail += n;
+            n
+        };
+        if n == 0 {
+            let at_end = this.eof && this.tail == completion(this.last).len();
+            return Poll::Ready(match (remaining, at_end) {
+                (0, true) => Ok(0),
+                (0, false) => Err(this.fail_size(io::ErrorKind::InvalidData, "longer than")),
+                (_, _) => Err(this.fail_size(
+                    io::ErrorKind::UnexpectedEof,
+                    &format!("{} octets, not", this.emitted),
+                )),
+            });
+        }
         this.emitted += n as u64;
         if this.emitted == this.size {
-            this.mark_complete();
+            // Marked now so a TOP that stops at the last line counts too; taken back if the file
+            // turns out longer on the next read.
+            this.mark_complete(true);
         }
         Poll::Ready(Ok(n))
     }
@@ -172,7 +238,7 @@ mod tests {
     fn converted_size(input: &[u8]) -> u64 {
         let mut counter = CrlfCounter::default();
         counter.feed(input);
-        counter.total
+        counter.total()
     }
 
     #[test]
@@ -180,7 +246,7 @@ mod tests {
         let cases: &[(&[u8], &[u8])] = &[
             (b"a\nb\n", b"a\r\nb\r\n"),
             (b"a\r\nb\r\n", b"a\r\nb\r\n"),
-            (b"a\r\nb\nc", b"a\r\nb\r\nc"),
+            (b"a\r\nb\nc", b"a\r\nb\r\nc\r\n"),
             (b"\n\n", b"\r\n\r\n"),
             (b"lone\rcr\n", b"lone\rcr\r\n"),
             (b"", b""),
@@ -206,10 +272,58 @@ mod tests {
     }
 
     #[test]
-    fn stops_at_the_size_and_fails_on_a_short_file() {
-        assert_eq!(read_all(b"abc\n", 3, 10).expect("read"), b"abc");
+    fn f2_a_file_longer_or_shorter_than_the_size_fails_instead_of_being_cut() {
+        // Longer: a W= of 3 for "abc\n" (5 octets converted) used to yield "abc" and end cleanly.
+        for (input, size) in [(&b"abc\n"[..], 3), (b"abc\n", 4), (b"abc\nmore\n", 5)] {
+            for step in [1, 3, 4096] {
+                let err = read_all(input, size, step).expect_err("longer");
+                assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{input:?} {size}");
+            }
+        }
         let err = read_all(b"ab", 5, 10).expect_err("short");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let mut reader = CrlfReader::new(Cursor::new(b"abc\n".to_vec()), 4, None);
+        assert!(!reader.size_mismatch());
+        let mut out = Vec::new();
+        block_on(reader.read_to_end(&mut out)).expect_err("longer");
+        assert!(reader.size_mismatch());
+    }
+
+    #[test]
+    fn f2_a_message_that_turns_out_longer_is_not_marked_read_through() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut reader = CrlfReader::new(Cursor::new(b"abc\n".to_vec()), 4, Some(flag.clone()));
+        let mut out = Vec::new();
+        block_on(reader.read_to_end(&mut out)).expect_err("longer");
+        assert!(!flag.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn f7_the_stream_always_ends_with_crlf_and_matches_the_counted_size() {
+        let cases: &[(&str, &[u8], &[u8])] = &[
+            ("no final line break", b"a\nb", b"a\r\nb\r\n"),
+            ("final bare CR", b"a\nb\r", b"a\r\nb\r\n"),
+            ("final CRLF", b"a\r\nb\r\n", b"a\r\nb\r\n"),
+            ("final LF", b"a\nb\n", b"a\r\nb\r\n"),
+            ("only a CR", b"\r", b"\r\n"),
+            ("one octet", b"x", b"x\r\n"),
+            ("empty", b"", b""),
+        ];
+        for (what, input, want) in cases {
+            let size = converted_size(input);
+            assert_eq!(size, want.len() as u64, "{what}");
+            for step in [1, 2, 3, 4096] {
+                let got = read_all(input, size, step).expect(what);
+                assert_eq!(&got, want, "{what} step {step}");
+            }
+        }
+        // A completion that falls after a chunk boundary of the file.
+        let mut input = vec![b'x'; CHUNK];
+        input.push(b'\r');
+        let size = converted_size(&input);
+        let got = read_all(&input, size, 4096).expect("read");
+        assert_eq!(got.len() as u64, size);
+        assert!(got.ends_with(b"x\r\n"));
     }
 
     #[test]

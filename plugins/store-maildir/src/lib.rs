@@ -8,8 +8,10 @@
 //! What it adds for POP3:
 //! - exact CRLF sizes (from `,W=` names, else computed once and kept in a checked sidecar cache,
 //!   `poppet-sizes`) and a body stream converting bare LF to CRLF on the fly;
-//! - an exclusive session lock file that works across processes and hosts;
-//! - a snapshot fixed at open, deletes applied only at commit.
+//! - an exclusive session lock file that works across processes and hosts, kept fresh by one
+//!   background thread per store while sessions are open, and checked before a commit;
+//! - a snapshot fixed at open, deletes applied only at commit, to the snapshot's files only
+//!   (recognised by inode; nothing is ever renamed over another file).
 //!
 //! Settings (RON), all optional:
 //! ```ron
@@ -28,9 +30,11 @@
 //! Unix only: it relies on file modes, inode numbers and byte file names.
 
 mod body;
+mod files;
 mod lock;
 mod maildrop;
 mod name;
+mod refresh;
 mod settings;
 mod sizes;
 mod snapshot;

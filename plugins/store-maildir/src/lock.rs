@@ -8,36 +8,62 @@
 //!
 //! The file holds (one `key value` per line, after a version line):
 //! ```text
-//! poppet-pop3-lock 1
+//! poppet-pop3-lock 2
 //! pid 4242
 //! host mail1.example.org
+//! instance 0b5c8d1e-6f3a-4c2e-9a77-5d1f2e3c4b5a/123456
 //! time 1700000000
 //! ```
-//! A lock is stale, and is taken over, when its host is ours and its pid no longer exists, or when
-//! neither its `time` nor its file's mtime (which a live session refreshes on every retrieval) is
-//! younger than the configured bound. A file that cannot be parsed (a lock being written right
-//! now, or garbage) is judged by its mtime alone.
+//! `instance` tells apart two processes that had the same pid: Linux's boot id and the process's
+//! start time (`/proc/self/stat` field 22), or `-` where `/proc` cannot tell. A server in a
+//! container is pid 1 at every start, so after a crash the old lock names our own pid; without the
+//! instance it could only age out. Version 1 files (no `instance` line) are still read, and never
+//! judged by pid when they name ours: an older copy of this plugin loaded in the same process (a
+//! live reload loads a new library beside the old one) may hold them.
+//!
+//! A lock is stale, and is taken over, when
+//! - its host is ours and its pid is ours, but its instance is not (an earlier run of this server);
+//! - its host is ours and its pid no longer exists, or now belongs to another instance (reused);
+//! - or neither its `time` nor its file's mtime is younger than the configured bound.
+//!
+//! A live session keeps the mtime fresh: the store's refresher touches every lock it holds every
+//! third of the bound (see [`crate::refresh`]), and every retrieval touches it too. A file that
+//! cannot be parsed (a lock being written right now, or garbage) is judged by its mtime alone.
+//! Comparing host names assumes, as every dotlock does, that a host name names one pid namespace.
+//!
+//! Before a commit deletes anything, the session checks that the file is still the one it created
+//! with the text it wrote ([`SessionLock::verify`]): a session that was judged stale (a process
+//! stopped for longer than the bound) and taken over must not delete messages under the new
+//! session's feet.
 
 use poppet_sdk::PluginError;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The lock file's name inside the maildir; outside `cur/`, `new/` and `tmp/`, where maildir
 /// readers look, and not starting with `.`, which Maildir++ reserves for folders.
 pub const LOCK_FILE: &str = "poppet-pop3.lock";
 
-const VERSION_LINE: &str = "poppet-pop3-lock 1";
+const VERSION_LINE: &str = "poppet-pop3-lock 2";
+/// Still read: written by earlier versions, without the `instance` line.
+const VERSION_1_LINE: &str = "poppet-pop3-lock 1";
 
-/// A held lock. Dropping it removes the file, if the file is still ours.
+/// A held lock. Releasing or dropping it removes the file, if the file is still ours.
 #[derive(Debug)]
 pub struct SessionLock {
     path: PathBuf,
     /// Device and inode of our file, so we never remove or touch a lock someone else created after
     /// taking ours over.
     id: (u64, u64),
+    /// What we wrote, compared before a commit: an inode number can be reused by a new lock.
+    text: String,
+    /// Set once released; a released lock is never touched again.
+    released: AtomicBool,
 }
 
 /// What a lock file says about its holder.
@@ -47,6 +73,9 @@ pub struct Holder {
     pub pid: u32,
     /// Host name.
     pub host: String,
+    /// Which run of the process `pid` (see the module docs); `None` when unknown (`-`, or a
+    /// version 1 file).
+    pub instance: Option<String>,
     /// Seconds since the Unix epoch when it was taken.
     pub time: u64,
 }
@@ -61,11 +90,16 @@ impl SessionLock {
         for _ in 0..3 {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
-                    let me = Holder::me();
-                    let write = file.write_all(me.to_text().as_bytes());
+                    let text = Holder::me().to_text();
+                    let write = file.write_all(text.as_bytes());
                     let id = file.metadata().map(|m| (m.dev(), m.ino()));
                     let lock = match id {
-                        Ok(id) => SessionLock { path, id },
+                        Ok(id) => SessionLock {
+                            path,
+                            id,
+                            text,
+                            released: AtomicBool::new(false),
+                        },
                         Err(e) => {
                             let _ = fs::remove_file(&path);
                             return Err(PluginError::io("reading the new lock file", &e));
@@ -87,26 +121,63 @@ impl SessionLock {
     }
 
     /// Marks the lock as in use now (its mtime), so a long but active session is never stale.
-    /// Failures are ignored: the worst case is a takeover after the stale bound.
+    /// Failures are ignored: the worst case is a takeover after the stale bound, which
+    /// [`SessionLock::verify`] then notices before a commit.
     pub fn touch(&self) {
+        if self.released.load(Ordering::Acquire) {
+            return;
+        }
         if let Ok(file) = OpenOptions::new().write(true).open(&self.path) {
             if file.metadata().is_ok_and(|m| (m.dev(), m.ino()) == self.id) {
                 let _ = file.set_modified(SystemTime::now());
             }
         }
     }
-}
 
-impl Drop for SessionLock {
-    fn drop(&mut self) {
+    /// Checks that the lock file is still the one we created, with the text we wrote. Otherwise
+    /// another session took it over (we were judged stale) and may be working on the maildrop, so
+    /// the caller must change nothing: [`poppet_sdk::ErrorCode::LOCKED`].
+    pub fn verify(&self) -> Result<(), PluginError> {
+        if !self.released.load(Ordering::Acquire) && self.is_ours() {
+            return Ok(());
+        }
+        let now = if fs::symlink_metadata(&self.path).is_ok() {
+            describe(&self.path)
+        } else {
+            format!("{} is gone", self.path.display())
+        };
+        Err(PluginError::locked(format!(
+            "the session lock was taken over by another session ({now}); nothing was changed"
+        )))
+    }
+
+    /// Removes the lock file if it is still ours. Only the first call does anything, so a commit
+    /// releases the lock at once even while the refresher still holds a reference to it.
+    pub fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
         // Checking then removing leaves a tiny window in which a takeover could slip in; that only
         // happens to a session that was stale for the whole bound, and it is what dotlocks do.
-        let ours = fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
-        if ours {
+        if self.is_ours() {
             if let Err(e) = fs::remove_file(&self.path) {
                 log::warn!("removing {}: {e}", self.path.display());
             }
         }
+    }
+
+    /// The lock file is the one we created (device and inode) and still says what we wrote (an
+    /// inode number freed by a takeover can be reused by the new lock). Any error reading it
+    /// counts as "not ours": refusing a commit or leaving a file behind is the safe side.
+    fn is_ours(&self) -> bool {
+        fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
+            && fs::read(&self.path).is_ok_and(|t| t == self.text.as_bytes())
+    }
+}
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -116,28 +187,46 @@ impl Holder {
         Holder {
             pid: std::process::id(),
             host: our_host(),
+            instance: our_instance().map(str::to_owned),
             time: unix_now(),
         }
     }
 
-    /// The lock file text.
+    /// The lock file text (version 2).
     pub fn to_text(&self) -> String {
         format!(
-            "{VERSION_LINE}\npid {}\nhost {}\ntime {}\n",
-            self.pid, self.host, self.time
+            "{VERSION_LINE}\npid {}\nhost {}\ninstance {}\ntime {}\n",
+            self.pid,
+            self.host,
+            self.instance.as_deref().unwrap_or("-"),
+            self.time
         )
     }
 
-    /// Parses a lock file's text; `None` when it is not a complete lock.
+    /// Parses a lock file's text, version 2 or 1; `None` when it is not a complete lock.
     pub fn parse(text: &str) -> Option<Holder> {
         let mut lines = text.lines();
-        if lines.next()? != VERSION_LINE {
+        let version = lines.next()?;
+        if version != VERSION_LINE && version != VERSION_1_LINE {
             return None;
         }
         let pid = lines.next()?.strip_prefix("pid ")?.parse().ok()?;
         let host = lines.next()?.strip_prefix("host ")?.to_owned();
+        let instance = if version == VERSION_LINE {
+            match lines.next()?.strip_prefix("instance ")? {
+                "-" | "" => None,
+                id => Some(id.to_owned()),
+            }
+        } else {
+            None
+        };
         let time = lines.next()?.strip_prefix("time ")?.parse().ok()?;
-        Some(Holder { pid, host, time })
+        Some(Holder {
+            pid,
+            host,
+            instance,
+            time,
+        })
     }
 }
 
@@ -180,10 +269,8 @@ pub fn stale_reason(
     mtime: Option<SystemTime>,
     stale_after: Duration,
 ) -> Option<String> {
-    if let Some(h) = holder {
-        if h.host == our_host() && h.pid != std::process::id() && pid_is_gone(h.pid) {
-            return Some(format!("pid {} on this host is gone", h.pid));
-        }
+    if let Some(reason) = holder.and_then(dead_holder) {
+        return Some(reason);
     }
     let mtime_secs = mtime
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -193,6 +280,28 @@ pub fn stale_reason(
     (age > stale_after.as_secs()).then(|| format!("untouched for {age}s"))
 }
 
+/// Why a holder on this host is certainly dead, or `None` when it may be alive (or is elsewhere).
+fn dead_holder(h: &Holder) -> Option<String> {
+    if h.host != our_host() {
+        return None;
+    }
+    if h.pid == std::process::id() {
+        // Ours, or an earlier run that had our pid: the instance tells (unknown: keep it).
+        let (theirs, ours) = (h.instance.as_deref()?, our_instance()?);
+        return (theirs != ours).then(|| {
+            format!(
+                "pid {} on this host is an earlier run of this server (instance {theirs})",
+                h.pid
+            )
+        });
+    }
+    if pid_is_gone(h.pid) {
+        return Some(format!("pid {} on this host is gone", h.pid));
+    }
+    let theirs = h.instance.as_deref()?;
+    let now = instance_of(&h.pid.to_string())?;
+    (theirs != now).then(|| format!("pid {} on this host was reused (instance {theirs})", h.pid))
+}
 /// True only when we can tell the process is gone: Linux's `/proc` is mounted (we see ourselves)
 /// and has no entry for `pid`. Without `/proc` the time bound decides.
 fn pid_is_gone(pid: u32) -> bool {
@@ -224,6 +333,35 @@ fn our_host() -> String {
         .replace(['\n', '\r'], "?")
 }
 
+/// This process's instance id (see the module docs), read once.
+///
+/// It is derived from `/proc` rather than drawn at random so that every copy of this plugin loaded
+/// into one process (live reload loads a new library beside the old one, each with its own
+/// statics) agrees on it: a random id per copy would make one copy's live lock look stale to the
+/// other.
+pub fn our_instance() -> Option<&'static str> {
+    static INSTANCE: OnceLock<Option<String>> = OnceLock::new();
+    INSTANCE.get_or_init(|| instance_of("self")).as_deref()
+}
+
+/// `<boot id>/<start time>` of the process `pid` (or `self`), from Linux's `/proc`.
+fn instance_of(pid: &str) -> Option<String> {
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let boot = boot.trim();
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let start = start_time(&stat)?;
+    let usable = !boot.is_empty() && !boot.contains(char::is_whitespace);
+    usable.then(|| format!("{boot}/{start}"))
+}
+
+/// Field 22 (`starttime`, clock ticks after boot) of a `/proc/<pid>/stat` line. Field 2 is the
+/// command name in parentheses and may itself hold spaces and parentheses, so counting starts after
+/// the last `)`, where field 3 begins.
+fn start_time(stat: &str) -> Option<u64> {
+    let (_, after_comm) = stat.rsplit_once(')')?;
+    after_comm.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -252,9 +390,100 @@ mod tests {
     #[test]
     fn lock_text_round_trips() {
         let me = Holder::me();
-        assert_eq!(Holder::parse(&me.to_text()), Some(me));
+        assert_eq!(Holder::parse(&me.to_text()), Some(me.clone()));
+        let unknown = Holder {
+            instance: None,
+            ..me
+        };
+        assert!(unknown.to_text().contains("\ninstance -\n"));
+        assert_eq!(Holder::parse(&unknown.to_text()), Some(unknown));
         assert_eq!(Holder::parse("poppet-pop3-lock 1\npid x\n"), None);
+        assert_eq!(
+            Holder::parse("poppet-pop3-lock 2\npid 1\nhost h\ntime 5\n"),
+            None
+        );
+        assert_eq!(
+            Holder::parse("poppet-pop3-lock 3\npid 1\nhost h\ntime 5\n"),
+            None
+        );
         assert_eq!(Holder::parse(""), None);
+    }
+
+    #[test]
+    fn f4_version_1_locks_are_still_read() {
+        let v1 = Holder::parse("poppet-pop3-lock 1\npid 42\nhost h.example\ntime 1700000000\n");
+        assert_eq!(
+            v1,
+            Some(Holder {
+                pid: 42,
+                host: "h.example".into(),
+                instance: None,
+                time: 1_700_000_000,
+            })
+        );
+    }
+
+    #[test]
+    fn f4_the_start_time_is_field_22_even_with_odd_command_names() {
+        let stat = "77 (a) b (c)) S 1 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 100 2";
+        assert_eq!(start_time(stat), Some(987_654));
+        assert_eq!(start_time("77 (x) S 1"), None);
+        if Path::new("/proc/self/stat").exists() {
+            let ours = our_instance().expect("instance on Linux");
+            assert_eq!(Some(ours.to_owned()), instance_of("self"));
+            assert!(!ours.contains(char::is_whitespace));
+        }
+    }
+
+    #[test]
+    fn f4_a_lock_with_our_pid_from_an_earlier_run_is_stale() {
+        let bound = Duration::from_secs(60);
+        let now = SystemTime::now();
+        let me = Holder::me();
+        // Ourselves (another session of this process): live.
+        assert_eq!(stale_reason(Some(&me), Some(now), bound), None);
+        let earlier_run = Holder {
+            instance: Some("other-boot/1".into()),
+            ..me.clone()
+        };
+        let unknown = Holder {
+            instance: None,
+            ..me.clone()
+        };
+        if our_instance().is_some() {
+            let why = stale_reason(Some(&earlier_run), Some(now), bound).expect("stale");
+            assert!(why.contains("earlier run"), "{why}");
+        }
+        // Without an instance (version 1, or no /proc) only the time bound decides.
+        assert_eq!(stale_reason(Some(&unknown), Some(now), bound), None);
+        // Another host's pid numbers say nothing about ours.
+        let elsewhere = Holder {
+            host: "elsewhere.invalid".into(),
+            ..earlier_run
+        };
+        assert_eq!(stale_reason(Some(&elsewhere), Some(now), bound), None);
+    }
+
+    #[test]
+    fn f4_a_reused_pid_on_this_host_is_stale() {
+        let bound = Duration::from_secs(60);
+        let now = SystemTime::now();
+        let parent = std::os::unix::process::parent_id();
+        let Some(real) = instance_of(&parent.to_string()) else {
+            return; // no /proc
+        };
+        let alive = Holder {
+            pid: parent,
+            instance: Some(real),
+            ..Holder::me()
+        };
+        assert_eq!(stale_reason(Some(&alive), Some(now), bound), None);
+        let reused = Holder {
+            instance: Some("other-boot/1".into()),
+            ..alive
+        };
+        let why = stale_reason(Some(&reused), Some(now), bound).expect("stale");
+        assert!(why.contains("reused"), "{why}");
     }
 
     #[test]

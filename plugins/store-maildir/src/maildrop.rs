@@ -2,29 +2,65 @@
 //!
 //! RFC 1939 §6: in UPDATE "the POP3 server removes all messages marked as deleted from the
 //! maildrop and replies as to the status of this operation"; here that is one unlink per message.
-//! A file that another program removed (or renamed by changing its flags) during the session is
-//! looked up again by its unique part; one that is really gone counts as deleted, since the
-//! client's wish is fulfilled. Dropping the maildrop without a commit changes nothing but the lock.
+//!
+//! A message is its file's identity recorded in the snapshot (inode, length, mtime:
+//! [`FileId`]), not its name: another program may rename it during the session (an IMAP server
+//! changing flags keeps the unique part and all of these), and two files may share a unique part
+//! (the spec forbids it; copies make it happen). So a file is looked up by its unique part and
+//! then recognised by its identity, and only that file is ever sent, deleted or flagged. One that
+//! is really gone counts as deleted, since the client's wish is fulfilled; one that changed, or is
+//! gone while a file outside the snapshot now carries its unique part, is left alone (RETR fails,
+//! DELE counts as failed) rather than guessed at. The `S` flag is added by
+//! link-then-unlink, which never replaces another file ([`crate::files`]).
+//!
+//! A commit first checks that the session lock is still ours ([`SessionLock::verify`]); after a
+//! takeover it changes nothing. Dropping the maildrop without a commit changes nothing but the
+//! lock.
 
 use crate::body::{CHUNK, CrlfReader};
+use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name;
+use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
-use blocking::Unblock;
+use blocking::{Task, Unblock};
+use futures_io::AsyncRead;
 use poppet_sdk::{CommitReport, ErrorCode, MessageInfo, PluginError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::future::Future;
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 
 /// The body stream of one message. File reads run on the `blocking` thread pool, so a slow disk
 /// never stalls the host's executor.
-pub type Body = CrlfReader<Unblock<File>>;
+///
+/// When the file turns out not to be the advertised size (a wrong Maildir++ `W=`, a file changed
+/// on disk), the stream fails, after recording the file's true size in the sizes cache, so the
+/// next session advertises that instead of trusting the name again.
+#[derive(Debug)]
+pub struct Body {
+    reader: CrlfReader<Unblock<File>>,
+    /// Taken at the first size mismatch.
+    recorder: Option<Recorder>,
+    /// The recording under way, and the error to return once it is done.
+    recording: Option<(Task<()>, io::Error)>,
+}
+
+/// What is needed to record a message's true size.
+#[derive(Debug)]
+struct Recorder {
+    dir: PathBuf,
+    entry: Entry,
+    uidl: String,
+    advertised: u64,
+}
 
 /// An open, locked snapshot of one maildir.
 #[derive(Debug)]
@@ -36,7 +72,8 @@ pub struct MaildirDrop {
     /// Per message: the body was read to its end (for the `S` flag at commit).
     read_through: Vec<Arc<AtomicBool>>,
     mark_seen: bool,
-    /// `None` once committed. Shared with running retrievals, which touch it.
+    /// `None` once committed. Shared with running retrievals, which touch it, and (weakly) with
+    /// the store's refresher.
     lock: Option<Arc<SessionLock>>,
 }
 
@@ -45,7 +82,7 @@ impl MaildirDrop {
     pub(crate) fn new(
         dir: PathBuf,
         snapshot: Snapshot,
-        lock: SessionLock,
+        lock: Arc<SessionLock>,
         mark_seen: bool,
     ) -> Self {
         let read_through = (0..snapshot.entries.len())
@@ -58,7 +95,7 @@ impl MaildirDrop {
             stats: snapshot.stats,
             read_through,
             mark_seen,
-            lock: Some(Arc::new(lock)),
+            lock: Some(lock),
         }
     }
 
@@ -73,6 +110,16 @@ impl MaildirDrop {
     }
 }
 
+impl Drop for MaildirDrop {
+    fn drop(&mut self) {
+        // At once, even while the refresher briefly holds a reference, so the next session of
+        // this user is not turned away by a lock that is about to go.
+        if let Some(lock) = &self.lock {
+            lock.release();
+        }
+    }
+}
+
 impl poppet_sdk::Maildrop for MaildirDrop {
     type Body = Body;
 
@@ -83,21 +130,27 @@ impl poppet_sdk::Maildrop for MaildirDrop {
     fn retrieve(&self, index: usize) -> impl Future<Output = Result<Body, PluginError>> + Send {
         let found = self.entries.get(index).zip(self.messages.get(index));
         let job = found.map(|(entry, info)| {
-            let cur = self.dir.join("cur");
+            let dir = self.dir.clone();
             let entry = entry.clone();
             let lock = self.lock.clone();
             let size = info.size;
+            let uidl = info.uidl.clone();
             let flag = self.read_through.get(index).cloned();
             move || -> Result<Body, PluginError> {
                 if let Some(lock) = lock {
                     lock.touch();
                 }
-                let file = open_message(&cur, &entry)?;
-                Ok(CrlfReader::new(
-                    Unblock::with_capacity(CHUNK, file),
-                    size,
-                    flag,
-                ))
+                let file = open_message(&dir.join("cur"), &entry)?;
+                Ok(Body {
+                    reader: CrlfReader::new(Unblock::with_capacity(CHUNK, file), size, flag),
+                    recorder: Some(Recorder {
+                        dir,
+                        entry,
+                        uidl,
+                        advertised: size,
+                    }),
+                    recording: None,
+                })
             }
         });
         async move {
@@ -125,9 +178,18 @@ impl poppet_sdk::Maildrop for MaildirDrop {
         let lock = self.lock.take();
         async move {
             blocking::unblock(move || {
+                let Some(lock) = lock else {
+                    return Err(PluginError::new(
+                        ErrorCode::OTHER,
+                        "commit without the session lock (committed twice?); nothing was changed",
+                    ));
+                };
+                // After a takeover another session may be working on this maildrop: our snapshot's
+                // deletes are no longer ours to make. The lock file is left to its new owner.
+                lock.verify()?;
                 let report = apply(&cur, &entries, &deleted, &seen);
                 // Released only after every change is on disk, so the next session sees them all.
-                drop(lock);
+                lock.release();
                 Ok(report)
             })
             .await
@@ -135,42 +197,172 @@ impl poppet_sdk::Maildrop for MaildirDrop {
     }
 }
 
-/// Opens a message, following a rename by another reader (a flag change keeps the unique part).
+impl AsyncRead for Body {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            if let Some((task, _)) = &mut this.recording {
+                ready!(Pin::new(task).poll(cx));
+                if let Some((_, err)) = this.recording.take() {
+                    return Poll::Ready(Err(err));
+                }
+            }
+            match ready!(Pin::new(&mut this.reader).poll_read(cx, out)) {
+                Err(e) if this.reader.size_mismatch() => match this.recorder.take() {
+                    // Recorded before failing, so the next session is right even if the host
+                    // closes the connection at once.
+                    Some(recorder) => {
+                        log::warn!(
+                            "{}: message {} ({:?}): {e}",
+                            recorder.dir.display(),
+                            recorder.uidl,
+                            recorder.entry.name
+                        );
+                        this.recording = Some((blocking::unblock(move || recorder.record()), e));
+                    }
+                    None => return Poll::Ready(Err(e)),
+                },
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
+impl Recorder {
+    /// Computes the file's true size and puts it in the sizes cache, where the next snapshot
+    /// finds it before looking at the name's `W=`.
+    fn record(self) {
+        let cur = self.dir.join("cur");
+        let learnt = open_message(&cur, &self.entry)
+            .map_err(|e| e.to_string())
+            .and_then(|mut file| {
+                let stamp = file.metadata().map(|m| FileStamp::of(&m));
+                let stamp = stamp.map_err(|e| e.to_string())?;
+                let size = sizes::compute_from(&mut file).map_err(|e| e.to_string())?;
+                sizes::remember(&self.dir, &self.uidl, stamp, size).map_err(|e| e.to_string())?;
+                Ok(size)
+            });
+        match learnt {
+            Ok(size) => log::warn!(
+                "{}: message {} is {size} octets, not the {} advertised; the next session uses \
+                 {size}",
+                self.dir.display(),
+                self.uidl,
+                self.advertised
+            ),
+            Err(e) => log::warn!(
+                "{}: recording the size of message {}: {e}",
+                self.dir.display(),
+                self.uidl
+            ),
+        }
+    }
+}
+
+/// Opens a message, following a rename by another reader (a flag change keeps the unique part and
+/// the identity). Only the snapshot's file is ever opened: when another file now has its name or
+/// its unique part, that is an error, never a substitute.
 fn open_message(cur: &Path, entry: &Entry) -> Result<File, PluginError> {
-    let vanished = || {
+    let uidl = || name::uidl(&entry.base);
+    let is_ours = |file: &File| FileId::of_file(file).is_ok_and(|id| id == entry.id);
+    match File::open(cur.join(&entry.name)) {
+        Ok(file) if is_ours(&file) => return Ok(file),
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(PluginError::io(format!("opening {}", cur.display()), &e)),
+    }
+    let vanished = |what: &str| {
         PluginError::new(
             ErrorCode::NOT_FOUND,
-            format!(
-                "{}: message {} vanished",
-                cur.display(),
-                name::uidl(&entry.base)
-            ),
+            format!("{}: message {} {what}", cur.display(), uidl()),
         )
     };
-    match File::open(cur.join(&entry.name)) {
-        Ok(file) => Ok(file),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            let names = by_base(cur).map_err(|_| vanished())?;
-            let name = names.get(&entry.base).ok_or_else(vanished)?;
-            File::open(cur.join(name)).map_err(|_| vanished())
+    let listing = by_base(cur).map_err(|_| vanished("vanished"))?;
+    let mut others = false;
+    for name in listing.get(&entry.base).into_iter().flatten() {
+        match File::open(cur.join(name)) {
+            Ok(file) if is_ours(&file) => return Ok(file),
+            Ok(_) => others = true,
+            Err(_) => {}
         }
-        Err(e) => Err(PluginError::io(format!("opening {}", cur.display()), &e)),
+    }
+    Err(if others {
+        vanished("changed, or was replaced by another file with its unique part; not sending that")
+    } else {
+        vanished("vanished")
+    })
+}
+
+/// Where a snapshot's message is now.
+#[derive(Debug)]
+enum Whereabouts {
+    /// Its current names: more than one only while another reader is between link and unlink.
+    At(Vec<PathBuf>),
+    /// Gone, and no other file has its unique part.
+    Gone,
+    /// Not found, and we cannot tell that it is gone: leave everything alone.
+    Unsure(String),
+}
+
+/// The names in `cur/` by unique part. Every name is kept: unique parts can repeat.
+type Listing = HashMap<Vec<u8>, Vec<OsString>>;
+
+/// Finds `entry`'s file by its snapshot name, else by unique part, recognising it by its identity.
+/// `listing` is filled at most once per commit, and only if some file is not where it was.
+/// `known` are the snapshot's files: one of them sharing the unique part (a duplicate the snapshot
+/// already told apart) does not make a vanished message doubtful, any other file does.
+fn locate(
+    cur: &Path,
+    entry: &Entry,
+    listing: &mut Option<Listing>,
+    known: &HashSet<FileId>,
+) -> Whereabouts {
+    let path = cur.join(&entry.name);
+    match FileId::at(&path) {
+        Ok(id) if id == entry.id => return Whereabouts::At(vec![path]),
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Whereabouts::Unsure(format!("{}: {e}", path.display())),
+    }
+    let names = match listing {
+        Some(names) => names,
+        None => match by_base(cur) {
+            Ok(names) => listing.insert(names),
+            Err(e) => return Whereabouts::Unsure(e.to_string()),
+        },
+    };
+    let mut found = Vec::new();
+    let mut others = Vec::new();
+    for name in names.get(&entry.base).into_iter().flatten() {
+        let path = cur.join(name);
+        match FileId::at(&path) {
+            Ok(id) if id == entry.id => found.push(path),
+            Ok(id) if known.contains(&id) => {}
+            Ok(_) => others.push(name.clone()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Whereabouts::Unsure(format!("{}: {e}", path.display())),
+        }
+    }
+    if !found.is_empty() {
+        Whereabouts::At(found)
+    } else if others.is_empty() {
+        Whereabouts::Gone
+    } else {
+        Whereabouts::Unsure(format!(
+            "it changed, or was replaced: {others:?} now carry its unique part"
+        ))
     }
 }
 
 /// Unlinks the deleted messages and flags the ones read through as seen.
 fn apply(cur: &Path, entries: &[Entry], deleted: &[usize], seen: &[bool]) -> CommitReport {
     let mut report = CommitReport::default();
-    // Listed at most once, and only if some file is not where the snapshot left it.
-    let mut renamed: Option<HashMap<Vec<u8>, OsString>> = None;
-    let mut current = |entry: &Entry| -> Option<PathBuf> {
-        let path = cur.join(&entry.name);
-        if fs::symlink_metadata(&path).is_ok() {
-            return Some(path);
-        }
-        let names = renamed.get_or_insert_with(|| by_base(cur).unwrap_or_default());
-        names.get(&entry.base).map(|n| cur.join(n))
-    };
+    let mut listing = None;
+    let known: HashSet<FileId> = entries.iter().map(|e| e.id).collect();
     let mut is_deleted = vec![false; entries.len()];
     for &index in deleted {
         let Some(entry) = entries.get(index) else {
@@ -179,15 +371,10 @@ fn apply(cur: &Path, entries: &[Entry], deleted: &[usize], seen: &[bool]) -> Com
             continue;
         };
         is_deleted[index] = true;
-        let removed = match current(entry) {
-            Some(path) => fs::remove_file(&path),
-            None => Ok(()),
-        };
-        match removed {
+        match delete(cur, entry, &mut listing, &known) {
             Ok(()) => report.deleted += 1,
-            Err(e) if e.kind() == ErrorKind::NotFound => report.deleted += 1,
-            Err(e) => {
-                log::warn!("{}: deleting {:?}: {e}", cur.display(), entry.name);
+            Err(why) => {
+                log::warn!("{}: not deleting {:?}: {why}", cur.display(), entry.name);
                 report.failed += 1;
             }
         }
@@ -196,24 +383,84 @@ fn apply(cur: &Path, entries: &[Entry], deleted: &[usize], seen: &[bool]) -> Com
         if is_deleted[index] || !seen.get(index).copied().unwrap_or(false) {
             continue;
         }
-        let Some(path) = current(entry) else { continue };
-        let Some(file_name) = path.file_name() else {
-            continue;
-        };
-        if let Some(flagged) = name::with_seen(file_name.as_bytes()) {
-            // Best effort: a missing flag costs an IMAP client a bold line, nothing more.
-            if let Err(e) = fs::rename(&path, cur.join(OsString::from_vec(flagged))) {
-                log::debug!("{}: flagging {:?} seen: {e}", cur.display(), entry.name);
+        if let Whereabouts::At(paths) = locate(cur, entry, &mut listing, &known) {
+            if let Some(path) = paths.first() {
+                flag_seen(cur, entry, path);
             }
         }
     }
     report
 }
 
+/// Unlinks every name of `entry`'s file, and nothing else.
+fn delete(
+    cur: &Path,
+    entry: &Entry,
+    listing: &mut Option<Listing>,
+    known: &HashSet<FileId>,
+) -> Result<(), String> {
+    // A name that disappears between finding and unlinking was renamed by another reader just
+    // then: look again. Three rounds: a reader renaming the same file on every look is not
+    // something to chase forever.
+    for _ in 0..3 {
+        let paths = match locate(cur, entry, listing, known) {
+            Whereabouts::At(paths) => paths,
+            Whereabouts::Gone => return Ok(()),
+            Whereabouts::Unsure(why) => return Err(why),
+        };
+        let mut raced = false;
+        for path in paths {
+            // Checked once more just before the unlink, which has no "only if" form.
+            match FileId::at(&path) {
+                Ok(id) if id == entry.id => match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => raced = true,
+                    Err(e) => return Err(format!("{}: {e}", path.display())),
+                },
+                Ok(_) => raced = true,
+                Err(e) if e.kind() == ErrorKind::NotFound => raced = true,
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+        }
+        if !raced {
+            return Ok(());
+        }
+        *listing = None;
+    }
+    Err("it keeps being renamed by another program".into())
+}
+
+/// Adds the `S` flag to `entry`'s file at `path`. Best effort: a missing flag costs an IMAP client
+/// a bold line, nothing more; never at the price of another message, so a flagged name that
+/// already exists (a file sharing the unique part) is left alone.
+fn flag_seen(cur: &Path, entry: &Entry, path: &Path) {
+    let Some(file_name) = path.file_name() else {
+        return;
+    };
+    let Some(flagged) = name::with_seen(file_name.as_bytes()) else {
+        return;
+    };
+    let target = cur.join(OsString::from_vec(flagged));
+    match files::rename_no_replace(path, &target, Some(entry.id)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => log::warn!(
+            "{}: not flagging {:?} seen: {:?} is another file with the same unique part",
+            cur.display(),
+            entry.name,
+            target.file_name().unwrap_or_default()
+        ),
+        Err(e) => log::debug!("{}: flagging {:?} seen: {e}", cur.display(), entry.name),
+    }
+}
+
 /// The files of `cur/` by unique part.
-fn by_base(cur: &Path) -> Result<HashMap<Vec<u8>, OsString>, PluginError> {
-    Ok(snapshot::list(cur)?
-        .into_iter()
-        .map(|n| (name::base(n.as_bytes()).to_vec(), n))
-        .collect())
+fn by_base(cur: &Path) -> Result<Listing, PluginError> {
+    let mut listing = Listing::new();
+    for n in snapshot::list(cur)? {
+        listing
+            .entry(name::base(n.as_bytes()).to_vec())
+            .or_default()
+            .push(n);
+    }
+    Ok(listing)
 }

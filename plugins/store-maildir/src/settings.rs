@@ -15,8 +15,8 @@ use std::time::Duration;
 
 /// How long a lock file may go without being written or touched before another session may take
 /// it over: longer than RFC 1939 §3's minimum autologout timer of 10 minutes with room for a slow
-/// download, and an active session touches its lock on every retrieval, so only a crashed session's
-/// lock grows this old.
+/// download. A live session's lock is touched every third of this in the background (and on every
+/// retrieval), so only a crashed or stopped session's lock grows this old.
 const DEFAULT_LOCK_STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 
 /// The settings as written in the server's RON file.
@@ -30,8 +30,9 @@ pub struct RawSettings {
     /// maildir normally starts empty.
     pub skeleton: Option<String>,
     /// Age after which a lock file is stale, like `"30m"`. Default 30 minutes: longer than
-    /// RFC 1939 §3's 10-minute minimum autologout timer with room for a slow download; an active
-    /// session touches its lock on every retrieval, so only a dead session's lock gets this old.
+    /// RFC 1939 §3's 10-minute minimum autologout timer with room for a slow download; a live
+    /// session's lock is touched every third of this in the background (and on every retrieval),
+    /// so only a dead session's lock gets this old.
     pub lock_stale_after: Option<String>,
     /// Whether a message read to its end (RETR, or a TOP long enough to cover it all) gets the
     /// maildir `S` (seen) flag on commit. Default true,

@@ -2,11 +2,14 @@
 //!
 //! RFC 1939 §11: a maildrop's size counts "the message ... as it would be transmitted ... with
 //! CRLF line ends"; maildir files normally have bare LF line ends, so the size is the file length
-//! plus one for every LF not already preceded by CR. Finding that means reading the whole file,
-//! which would make every login read every message. So sizes are computed once and kept in
-//! `poppet-sizes` inside the maildir:
+//! plus one for every LF not already preceded by CR, plus what completes a last line that has no
+//! line end (CRLF, or only LF after a final bare CR): the core ends a body that does not end with
+//! a line break with one before the terminating `.`, so the stream must already end with CRLF for
+//! the octets sent to equal the size (DESIGN.md: sizes are exactly the octets RETR sends). Finding
+//! that means reading the whole file, which would make every login read every message. So sizes
+//! are computed once and kept in `poppet-sizes` inside the maildir:
 //! ```text
-//! poppet-sizes 1
+//! poppet-sizes 2
 //! <uidl> <file length> <mtime seconds> <mtime nanoseconds> <CRLF size>
 //! ...
 //! sha256 <hex SHA-256 of every byte above this line>
@@ -16,17 +19,23 @@
 //! file whose version line or checksum is wrong is ignored entirely and rebuilt: a cache is never
 //! trusted blindly, because a wrong size breaks the client. It is written to a temporary file and
 //! renamed, so a reader never sees half of one.
+//!
+//! Version 2 counts the completed last line; version 1 caches (which did not) are ignored and
+//! rebuilt. An entry is also written when a Maildir++ `W=` turned out wrong while reading, so the
+//! next session uses the computed size instead of that name's.
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The cache file's name inside the maildir.
 pub const CACHE_FILE: &str = "poppet-sizes";
 
-const VERSION_LINE: &str = "poppet-sizes 1";
+/// Version 1 sizes did not count the completion of a last line without a line end.
+const VERSION_LINE: &str = "poppet-sizes 2";
 const CHECKSUM_PREFIX: &str = "sha256 ";
 
 /// Bytes read per system call while counting line ends: large enough that syscalls do not
@@ -42,6 +51,17 @@ pub struct FileStamp {
     pub mtime_sec: i64,
     /// Modification time, nanoseconds part.
     pub mtime_nsec: i64,
+}
+
+impl FileStamp {
+    /// The stamp in `meta`.
+    pub fn of(meta: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            len: meta.len(),
+            mtime_sec: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
 }
 
 /// How loading the cache went, for the debug log.
@@ -168,14 +188,32 @@ pub fn store<'a>(
     written
 }
 
+/// Records `size` for `key` at `stamp` in `dir`'s cache, keeping the other entries. Used when a
+/// size is learnt outside a snapshot (a wrong `W=` found while reading).
+pub fn remember(dir: &Path, key: &str, stamp: FileStamp, size: u64) -> io::Result<()> {
+    let (mut cache, _) = SizeCache::load(dir);
+    cache.entries.insert(key.to_owned(), (stamp, size));
+    let mut rows: Vec<_> = cache.entries.iter().collect();
+    // A stable order keeps the file diffable and the checksum reproducible.
+    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    store(
+        dir,
+        rows.into_iter().map(|(k, (s, n))| (k.as_str(), *s, *n)),
+    )
+}
+
 /// The CRLF size of the file at `path`, reading it once in bounded chunks.
 pub fn compute(path: &Path) -> io::Result<u64> {
-    let mut file = fs::File::open(path)?;
+    compute_from(&mut fs::File::open(path)?)
+}
+
+/// The CRLF size of what `file` holds from its current position on.
+pub fn compute_from(file: &mut impl Read) -> io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut counter = CrlfCounter::default();
     loop {
         match file.read(&mut buf) {
-            Ok(0) => return Ok(counter.total),
+            Ok(0) => return Ok(counter.total()),
             Ok(n) => counter.feed(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -183,18 +221,20 @@ pub fn compute(path: &Path) -> io::Result<u64> {
     }
 }
 
-/// Counts the octets of a byte stream after bare-LF -> CRLF conversion.
+/// Counts the octets of a byte stream after bare-LF -> CRLF conversion and the completion of an
+/// unterminated last line (see the module docs).
 #[derive(Debug, Default)]
 pub struct CrlfCounter {
-    /// Octets so far, converted.
-    pub total: u64,
-    prev_cr: bool,
+    /// Octets so far, converted, without the completion.
+    converted: u64,
+    /// The last byte fed, if any.
+    last: Option<u8>,
 }
 
 impl CrlfCounter {
     /// Adds the next chunk.
     pub fn feed(&mut self, chunk: &[u8]) {
-        let mut prev_cr = self.prev_cr;
+        let mut prev_cr = self.last == Some(b'\r');
         let mut bare_lf = 0u64;
         for &b in chunk {
             if b == b'\n' && !prev_cr {
@@ -202,7 +242,26 @@ impl CrlfCounter {
             }
             prev_cr = b == b'\r';
         }
-        self.prev_cr = prev_cr;
-        self.total += chunk.len() as u64 + bare_lf;
+        if let Some(&b) = chunk.last() {
+            self.last = Some(b);
+        }
+        self.converted += chunk.len() as u64 + bare_lf;
+    }
+
+    /// The size of everything fed, as the body stream yields it.
+    pub fn total(&self) -> u64 {
+        self.converted + completion(self.last).len() as u64
+    }
+}
+
+/// What ends the stream after a file whose last byte is `last` (`None`: an empty file), so that it
+/// ends with CRLF: nothing after LF (converted to CRLF already) or for an empty message, LF after a
+/// bare CR, CRLF after anything else. The core's encoder does the same, so with this it never adds
+/// anything itself.
+pub fn completion(last: Option<u8>) -> &'static [u8] {
+    match last {
+        None | Some(b'\n') => b"",
+        Some(b'\r') => b"\n",
+        Some(_) => b"\r\n",
     }
 }

@@ -6,6 +6,7 @@
 //! mail delivered later stays in `new/` until the next session, as RFC 1939 §8 expects (the
 //! maildrop is the one the session locked).
 
+use crate::files::{self, FileId};
 use crate::name;
 use crate::sizes::{self, FileStamp, Loaded, SizeCache};
 use poppet_sdk::{MessageInfo, PluginError};
@@ -38,6 +39,10 @@ pub struct Entry {
     pub base: Vec<u8>,
     /// Length and mtime.
     pub stamp: FileStamp,
+    /// Device, inode, length and mtime: how the message is found again after another reader
+    /// renamed it, and what makes sure we never send, delete or flag another file that took its
+    /// name or unique part.
+    pub id: FileId,
 }
 
 /// The messages of one session, in message-number order.
@@ -90,19 +95,21 @@ pub fn take(dir: &Path) -> Result<Snapshot, PluginError> {
             uidl = name::hex_sha256(entry.name.as_bytes());
             uidls.insert(uidl.clone());
         }
-        let size = match name::w_size(&entry.base) {
-            // A `W=` below the file length cannot be right (conversion only adds octets).
-            Some(w) if w >= entry.stamp.len => {
-                snapshot.stats.from_names += 1;
-                w
+        // The cache comes first: it holds a size only when we computed it, and after a `W=` turned
+        // out wrong at read time (see `maildrop::Body`) it holds the true size, so that `W=` is
+        // never trusted again for this version of the file.
+        let size = match cache.get(&uidl, entry.stamp) {
+            Some(size) => {
+                snapshot.stats.from_cache += 1;
+                cached.push((uidl.clone(), entry.stamp, size));
+                size
             }
-            _ => match cache.get(&uidl, entry.stamp) {
-                Some(size) => {
-                    snapshot.stats.from_cache += 1;
-                    cached.push((uidl.clone(), entry.stamp, size));
-                    size
+            None => match name::w_size(&entry.base) {
+                Some(w) if plausible_w(w, entry.stamp.len) => {
+                    snapshot.stats.from_names += 1;
+                    w
                 }
-                None => match sizes::compute(&dir.join("cur").join(&entry.name)) {
+                _ => match sizes::compute(&dir.join("cur").join(&entry.name)) {
                     Ok(size) => {
                         snapshot.stats.computed += 1;
                         cached.push((uidl.clone(), entry.stamp, size));
@@ -136,19 +143,27 @@ pub fn take(dir: &Path) -> Result<Snapshot, PluginError> {
     Ok(snapshot)
 }
 
+/// Whether a Maildir++ `W=` can be the CRLF size of a file of `len` octets, judged without reading
+/// it: conversion only adds octets (so not below `len`), at most one per octet plus the final CRLF
+/// that completes a last line without one (so not above `2 * len + 2`). A `W=` that passes is
+/// still checked as the message is read, where a mismatch fails the transfer.
+fn plausible_w(w: u64, len: u64) -> bool {
+    w >= len && w <= len.saturating_mul(2).saturating_add(2)
+}
+
 /// Moves every message in `new/` to `cur/` with an empty flag list.
 ///
 /// The move links then unlinks rather than renaming, so a clashing name in `cur/` is never
 /// overwritten (it stays in `new/` with a warning); a half-done earlier move (same file under both
-/// names) is completed. Filesystems without hard links fall back to rename.
+/// names) is completed. Filesystems without hard links fall back to a rename after checking that
+/// the target does not exist ([`files::rename_if_absent`]).
 fn move_new(dir: &Path) -> Result<(), PluginError> {
     let new = dir.join("new");
     let cur = dir.join("cur");
     for name in list(&new)? {
         let from = new.join(&name);
         let to = cur.join(OsString::from_vec(name::cur_name(name.as_bytes())));
-        let moved = match fs::hard_link(&from, &to) {
-            Ok(()) => fs::remove_file(&from),
+        let moved = match files::rename_no_replace(&from, &to, None) {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 if same_file(&from, &to) {
                     fs::remove_file(&from)
@@ -161,8 +176,7 @@ fn move_new(dir: &Path) -> Result<(), PluginError> {
                     Ok(())
                 }
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(_) => fs::rename(&from, &to),
+            moved => moved,
         };
         match moved {
             Ok(()) => {}
@@ -192,13 +206,15 @@ fn scan_cur(dir: &Path) -> Result<Vec<Entry>, PluginError> {
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(PluginError::io(format!("reading {}", cur.display()), &e)),
         };
-        let stamp = FileStamp {
-            len: meta.len(),
-            mtime_sec: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        };
+        let stamp = FileStamp::of(&meta);
         let base = name::base(name.as_bytes()).to_vec();
-        entries.push(Entry { name, base, stamp });
+        let id = FileId::of(&meta);
+        entries.push(Entry {
+            name,
+            base,
+            stamp,
+            id,
+        });
     }
     Ok(entries)
 }

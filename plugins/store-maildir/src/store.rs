@@ -3,9 +3,13 @@
 //! Opening finds the maildir (template or the auth backend's `mailbox`), creates it when missing
 //! (from the skeleton when one is set), takes the session lock and then the snapshot. All of it is
 //! blocking file I/O, so it runs on the `blocking` thread pool rather than the host's executor.
+//!
+//! Each store instance owns one lock refresher ([`crate::refresh`]), shared by its clones, which
+//! keeps the locks of its open sessions fresh and stops when the last clone is dropped.
 
 use crate::lock::SessionLock;
 use crate::maildrop::MaildirDrop;
+use crate::refresh::Refresher;
 use crate::settings::Settings;
 use crate::snapshot;
 use poppet_sdk::{ErrorCode, OpenRequest, PluginError};
@@ -26,6 +30,7 @@ const FILE_MODE: u32 = 0o600;
 #[derive(Debug, Clone)]
 pub struct Maildir {
     settings: Arc<Settings>,
+    refresher: Arc<Refresher>,
 }
 
 impl Maildir {
@@ -46,8 +51,15 @@ impl Maildir {
     /// Creates the store from validated settings.
     pub fn new(settings: Settings) -> Maildir {
         Maildir {
+            refresher: Arc::new(Refresher::new(settings.lock_stale_after)),
             settings: Arc::new(settings),
         }
+    }
+
+    /// The lock refresher (tests).
+    #[cfg(test)]
+    pub(crate) fn refresher(&self) -> &Refresher {
+        &self.refresher
     }
 }
 
@@ -59,14 +71,22 @@ impl poppet_sdk::MailStore for Maildir {
         request: OpenRequest,
     ) -> impl Future<Output = Result<MaildirDrop, PluginError>> + Send {
         let settings = Arc::clone(&self.settings);
-        async move { blocking::unblock(move || open_blocking(&settings, &request)).await }
+        let refresher = Arc::clone(&self.refresher);
+        let job = move || open_blocking(&settings, &refresher, &request);
+        async move { blocking::unblock(job).await }
     }
 }
 
-fn open_blocking(settings: &Settings, request: &OpenRequest) -> Result<MaildirDrop, PluginError> {
+fn open_blocking(
+    settings: &Settings,
+    refresher: &Refresher,
+    request: &OpenRequest,
+) -> Result<MaildirDrop, PluginError> {
     let dir = settings.mailbox_path(&request.user, request.mailbox.as_deref())?;
     prepare(&dir, settings.skeleton.as_deref())?;
-    let lock = SessionLock::acquire(&dir, settings.lock_stale_after)?;
+    let lock = Arc::new(SessionLock::acquire(&dir, settings.lock_stale_after)?);
+    // Before the snapshot, which may read many messages on a first login.
+    refresher.register(&lock);
     // On error the lock is dropped here, which releases it.
     let snapshot = snapshot::take(&dir)?;
     Ok(MaildirDrop::new(dir, snapshot, lock, settings.mark_seen))

@@ -50,10 +50,22 @@ pub fn config_with_listeners(dir: &std::path::Path, listeners: &str, extra: &str
 
 /// Starts a server whose user `demo` has a fresh copy of the demo maildir.
 pub fn demo_with(extra: &str) -> Demo {
+    demo_with_listeners(r#"(address: "127.0.0.1:0")"#, extra)
+}
+
+/// Like [`demo_with`] with the given listener entries; `{dir}` in either text is replaced by the
+/// scratch directory (for certificate paths).
+pub fn demo_with_listeners(listeners: &str, extra: &str) -> Demo {
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("mail/demo/Maildir");
     copy_dir(&demo_maildir(), &maildir);
-    let server = TestServer::start(dir.path(), &config(dir.path(), extra));
+    let d = dir.path().display().to_string();
+    let text = config_with_listeners(
+        dir.path(),
+        &listeners.replace("{dir}", &d),
+        &extra.replace("{dir}", &d),
+    );
+    let server = TestServer::start(dir.path(), &text);
     Demo {
         server,
         maildir,

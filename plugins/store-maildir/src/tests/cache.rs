@@ -50,7 +50,7 @@ fn a_corrupt_cache_is_rebuilt() {
         }),
         ("other version", |b| {
             String::from_utf8_lossy(b)
-                .replacen("poppet-sizes 1", "poppet-sizes 2", 1)
+                .replacen("poppet-sizes 2", "poppet-sizes 3", 1)
                 .into_bytes()
         }),
     ];
@@ -110,4 +110,29 @@ fn w_sized_messages_need_no_cache() {
     assert_eq!(first.stats().computed, 0);
     drop(first);
     assert!(!f.maildir("hal").join(CACHE_FILE).exists());
+}
+
+#[test]
+fn f7_a_version_1_cache_is_recomputed() {
+    let f = Fixture::new();
+    let path = f.deliver("ivo", "cur", "1.a:2,", b"no newline", 1);
+    let meta = std::fs::metadata(&path).expect("meta");
+    // A well-formed version 1 cache with the old size (10: no completion of the last line).
+    use std::os::unix::fs::MetadataExt;
+    let mut text = format!(
+        "poppet-sizes 1\n1.a {} {} {} 10\n",
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    );
+    let sum = crate::name::hex_sha256(text.as_bytes());
+    text.push_str(&format!("sha256 {sum}\n"));
+    let cache = f.maildir("ivo").join(CACHE_FILE);
+    std::fs::write(&cache, text).expect("write");
+    let maildrop = f.open("ivo").expect("open");
+    assert_eq!(maildrop.stats().computed, 1);
+    assert_eq!(sizes(&maildrop), [12]);
+    assert_eq!(body(&maildrop, 0), b"no newline\r\n");
+    let rebuilt = std::fs::read_to_string(&cache).expect("read");
+    assert!(rebuilt.starts_with("poppet-sizes 2\n"), "{rebuilt}");
 }

@@ -62,11 +62,15 @@ fn set_mtime(path: &Path, secs: u64) {
 
 /// Reads message `index` to its end.
 fn body(drop: &MaildirDrop, index: usize) -> Vec<u8> {
+    try_body(drop, index).expect("read")
+}
+
+/// Reads message `index` to its end; the error is the stream's (retrieval itself must work).
+fn try_body(drop: &MaildirDrop, index: usize) -> std::io::Result<Vec<u8>> {
     block_on(async {
         let mut reader = drop.retrieve(index).await.expect("retrieve");
         let mut out = Vec::new();
-        reader.read_to_end(&mut out).await.expect("read");
-        out
+        reader.read_to_end(&mut out).await.map(|_| out)
     })
 }
 

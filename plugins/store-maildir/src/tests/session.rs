@@ -4,6 +4,7 @@ use super::*;
 use crate::LOCK_FILE;
 use crate::lock::Holder;
 use poppet_sdk::ErrorCode;
+use std::time::SystemTime;
 
 #[test]
 fn a_second_session_is_locked_out_until_the_first_ends() {
@@ -129,4 +130,177 @@ fn mark_seen_can_be_turned_off() {
     body(&maildrop, 0);
     block_on(maildrop.commit(Vec::new())).expect("commit");
     assert_eq!(names(&f.maildir("oz").join("cur")), ["1.a:2,"]);
+}
+
+#[test]
+fn f1_mark_seen_never_overwrites_a_message_with_the_same_unique_part() {
+    let f = Fixture::new();
+    f.deliver("pia", "cur", "1700000000.dup.host:2,", b"A\n", 1);
+    f.deliver("pia", "cur", "1700000000.dup.host:2,S", b"B\n", 2);
+    let mut maildrop = f.open("pia").expect("open");
+    assert_eq!(body(&maildrop, 0), b"A\r\n");
+    assert_eq!(body(&maildrop, 1), b"B\r\n");
+    let report = block_on(maildrop.commit(Vec::new())).expect("commit");
+    assert_eq!((report.deleted, report.failed), (0, 0));
+    let cur = f.maildir("pia").join("cur");
+    // A stays unflagged rather than being renamed over B.
+    assert_eq!(
+        names(&cur),
+        ["1700000000.dup.host:2,", "1700000000.dup.host:2,S"]
+    );
+    assert_eq!(
+        std::fs::read(cur.join("1700000000.dup.host:2,")).expect("A"),
+        b"A\n"
+    );
+    assert_eq!(
+        std::fs::read(cur.join("1700000000.dup.host:2,S")).expect("B"),
+        b"B\n"
+    );
+}
+
+#[test]
+fn f1_a_renamed_duplicate_is_found_by_inode_not_by_unique_part() {
+    let f = Fixture::new();
+    let a = f.deliver("quy", "cur", "dup:2,", b"A\n", 1);
+    f.deliver("quy", "cur", "dup:2,S", b"B\n", 2);
+    let mut maildrop = f.open("quy").expect("open");
+    // Another reader flags A: "dup" now names A as dup:2,F and B as dup:2,S.
+    std::fs::rename(&a, a.with_file_name("dup:2,F")).expect("mv");
+    assert_eq!(body(&maildrop, 0), b"A\r\n");
+    let report = block_on(maildrop.commit(vec![0])).expect("commit");
+    assert_eq!((report.deleted, report.failed), (1, 0));
+    let cur = f.maildir("quy").join("cur");
+    assert_eq!(names(&cur), ["dup:2,S"]);
+    assert_eq!(std::fs::read(cur.join("dup:2,S")).expect("B"), b"B\n");
+}
+
+#[test]
+fn f1_a_vanished_duplicate_counts_as_deleted_without_touching_the_other() {
+    let f = Fixture::new();
+    let a = f.deliver("ray", "cur", "dup:2,", b"A\n", 1);
+    f.deliver("ray", "cur", "dup:2,S", b"B\n", 2);
+    let mut maildrop = f.open("ray").expect("open");
+    std::fs::remove_file(&a).expect("rm");
+    // RETR never hands out B for A.
+    let err = block_on(maildrop.retrieve(0)).expect_err("gone");
+    assert_eq!(err.code, ErrorCode::NOT_FOUND);
+    let report = block_on(maildrop.commit(vec![0])).expect("commit");
+    assert_eq!((report.deleted, report.failed), (1, 0));
+    assert_eq!(names(&f.maildir("ray").join("cur")), ["dup:2,S"]);
+}
+
+#[test]
+fn f1_a_file_that_took_a_messages_name_or_unique_part_is_never_deleted_or_sent() {
+    let f = Fixture::new();
+    let a = f.deliver("sam", "cur", "1.a:2,", b"A\n", 1);
+    let b = f.deliver("sam", "cur", "2.b:2,", b"B\n", 2);
+    let mut maildrop = f.open("sam").expect("open");
+    // A is replaced by another file under the same name; B by one under its unique part.
+    std::fs::remove_file(&a).expect("rm");
+    std::fs::write(&a, b"new A\n").expect("write");
+    std::fs::remove_file(&b).expect("rm");
+    std::fs::write(b.with_file_name("2.b:2,T"), b"new B\n").expect("write");
+    for index in [0, 1] {
+        let err = block_on(maildrop.retrieve(index)).expect_err("not ours");
+        assert_eq!(err.code, ErrorCode::NOT_FOUND);
+    }
+    let report = block_on(maildrop.commit(vec![0, 1])).expect("commit");
+    assert_eq!((report.deleted, report.failed), (0, 2));
+    assert_eq!(names(&f.maildir("sam").join("cur")), ["1.a:2,", "2.b:2,T"]);
+}
+
+#[test]
+fn f3_an_idle_session_keeps_its_lock_fresh_and_live() {
+    let f = Fixture::with("lock_stale_after: \"1s\"");
+    let first = f.open("tam").expect("open");
+    let lock = f.maildir("tam").join(LOCK_FILE);
+    crate::lock::set_mtime(&lock, UNIX_EPOCH + Duration::from_secs(1000)).expect("age");
+    // The refresher runs every third of the bound; seven passes outlast the bound by far (the
+    // lock's own `time` is then more than 1s old), so only the refresher keeps the lock live.
+    f.store.refresher().wait_for_passes(7);
+    let mtime = std::fs::metadata(&lock)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    assert!(mtime > SystemTime::now() - Duration::from_secs(5));
+    let err = f.open("tam").expect_err("still locked");
+    assert_eq!(err.code, ErrorCode::LOCKED);
+    drop(first);
+    assert!(!lock.exists());
+}
+
+#[test]
+fn f3_dropping_the_store_stops_its_refresher() {
+    let f = Fixture::new();
+    let maildrop = f.open("uma").expect("open");
+    let thread = f
+        .store
+        .refresher()
+        .take_thread()
+        .expect("started by the session");
+    drop(maildrop);
+    drop(f);
+    thread.join().expect("stopped");
+}
+
+#[test]
+fn f3_commit_changes_nothing_once_the_lock_was_taken_over() {
+    let other = Holder {
+        host: "elsewhere.invalid".into(),
+        ..Holder::me()
+    };
+    // A new lock file (what a takeover creates), and our file rewritten in place.
+    for in_place in [false, true] {
+        let f = Fixture::new();
+        f.deliver("val", "cur", "1.a:2,", b"x\n", 1);
+        let mut maildrop = f.open("val").expect("open");
+        body(&maildrop, 0);
+        let lock = f.maildir("val").join(LOCK_FILE);
+        if !in_place {
+            std::fs::remove_file(&lock).expect("rm");
+        }
+        std::fs::write(&lock, other.to_text()).expect("take over");
+        let err = block_on(maildrop.commit(vec![0])).expect_err("taken over");
+        assert_eq!(err.code, ErrorCode::LOCKED, "{err}");
+        assert!(err.message.contains("taken over"), "{err}");
+        drop(maildrop);
+        assert_eq!(names(&f.maildir("val").join("cur")), ["1.a:2,"]);
+        // The new owner's lock is left alone.
+        assert_eq!(
+            std::fs::read_to_string(&lock).expect("lock"),
+            other.to_text()
+        );
+    }
+}
+
+#[test]
+fn f4_a_lock_left_by_an_earlier_run_with_our_pid_is_taken_over() {
+    if crate::lock::our_instance().is_none() {
+        return; // no /proc: only the time bound can tell
+    }
+    let f = Fixture::new();
+    f.open("wes").expect("create");
+    let lock = f.maildir("wes").join(LOCK_FILE);
+    let me = Holder::me();
+    let earlier_run = Holder {
+        instance: Some("00000000-0000-0000-0000-000000000000/1".into()),
+        ..me.clone()
+    };
+    std::fs::write(&lock, earlier_run.to_text()).expect("write");
+    let maildrop = f
+        .open("wes")
+        .expect("stale: an earlier run of pid 1 after a restart");
+    let ours = Holder::parse(&std::fs::read_to_string(&lock).expect("lock")).expect("v2");
+    assert_eq!(ours.instance, me.instance);
+    drop(maildrop);
+    // This process's own lock (another session) and a version 1 lock naming our pid stay live.
+    let v1 = format!(
+        "poppet-pop3-lock 1\npid {}\nhost {}\ntime {}\n",
+        me.pid, me.host, me.time
+    );
+    for text in [me.to_text(), v1] {
+        std::fs::write(&lock, &text).expect("write");
+        let err = f.open("wes").expect_err(&text);
+        assert_eq!(err.code, ErrorCode::LOCKED);
+        std::fs::remove_file(&lock).expect("rm");
+    }
 }

@@ -39,7 +39,7 @@ fn sizes_are_exactly_the_bytes_streamed() {
         (
             "4.notrail",
             b"A: 1\n\nno newline",
-            b"A: 1\r\n\r\nno newline",
+            b"A: 1\r\n\r\nno newline\r\n",
         ),
         ("5.empty", b"", b""),
         ("6.plus,S=8,W=11:2,", b"A: 1\n\nx\n", b"A: 1\r\n\r\nx\r\n"),
@@ -120,4 +120,86 @@ fn the_demo_maildir_streams_its_advertised_sizes() {
     for (i, info) in maildrop.messages().iter().enumerate() {
         assert_eq!(body(&maildrop, i).len() as u64, info.size, "{}", info.uidl);
     }
+}
+
+#[test]
+fn f7_list_sizes_equal_the_streamed_bytes_whatever_the_last_line() {
+    let f = Fixture::new();
+    let cases: &[(&str, &[u8], &[u8])] = &[
+        (
+            "1.none",
+            b"A: 1\n\nno final newline",
+            b"A: 1\r\n\r\nno final newline\r\n",
+        ),
+        (
+            "2.cr",
+            b"A: 1\n\nfinal bare CR\r",
+            b"A: 1\r\n\r\nfinal bare CR\r\n",
+        ),
+        (
+            "3.crlf",
+            b"A: 1\r\n\r\nfinal CRLF\r\n",
+            b"A: 1\r\n\r\nfinal CRLF\r\n",
+        ),
+        ("4.lf", b"A: 1\n\nfinal LF\n", b"A: 1\r\n\r\nfinal LF\r\n"),
+    ];
+    for (i, (name, raw, _)) in cases.iter().enumerate() {
+        f.deliver("ida", "new", name, raw, 10 + i as u64);
+    }
+    // Computed on the first open, from the cache on the second.
+    for computed in [cases.len(), 0] {
+        let maildrop = f.open("ida").expect("open");
+        assert_eq!(maildrop.stats().computed, computed);
+        for (i, (name, _, want)) in cases.iter().enumerate() {
+            let got = body(&maildrop, i);
+            assert_eq!(got, *want, "{name}");
+            assert!(got.ends_with(b"\r\n"), "{name}");
+            assert_eq!(maildrop.messages()[i].size, got.len() as u64, "{name}");
+        }
+    }
+}
+
+#[test]
+fn f2_a_wrong_w_size_fails_the_transfer_and_is_not_trusted_again() {
+    let f = Fixture::new();
+    // "abc\n" is 5 octets as CRLF text; the name says 4, which is not below the file length.
+    f.deliver("jan", "cur", "1.h,S=4,W=4:2,", b"abc\n", 1);
+    // A W= no conversion could reach is not trusted even once.
+    f.deliver("jan", "cur", "2.h,W=999:2,", b"abc\n", 2);
+    let mut first = f.open("jan").expect("open");
+    assert_eq!(first.messages()[0].size, 4);
+    assert_eq!(first.messages()[1].size, 5);
+    assert_eq!((first.stats().from_names, first.stats().computed), (1, 1));
+    let err = try_body(&first, 0).expect_err("longer than advertised");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert_eq!(body(&first, 1), b"abc\r\n");
+    block_on(first.commit(Vec::new())).expect("commit");
+    drop(first);
+    // Not flagged seen: the client never got the whole message.
+    let cur = f.maildir("jan").join("cur");
+    assert_eq!(names(&cur), ["1.h,S=4,W=4:2,", "2.h,W=999:2,S"]);
+    let second = f.open("jan").expect("open");
+    assert_eq!(second.messages()[0].size, 5);
+    assert_eq!(second.stats().from_names, 0);
+    assert_eq!(body(&second, 0), b"abc\r\n");
+}
+
+#[test]
+fn f2_a_message_that_grew_on_disk_fails_instead_of_being_cut() {
+    let f = Fixture::new();
+    let path = f.deliver("kai", "cur", "1.a:2,", b"abc\n", 1);
+    let maildrop = f.open("kai").expect("open");
+    assert_eq!(maildrop.messages()[0].size, 5);
+    let mut reader = block_on(maildrop.retrieve(0)).expect("retrieve");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, b"more\n"))
+        .expect("append");
+    let mut out = Vec::new();
+    let err = block_on(reader.read_to_end(&mut out)).expect_err("longer");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    // Once changed, it is no longer the snapshot's message at all.
+    let err = block_on(maildrop.retrieve(0)).expect_err("changed");
+    assert_eq!(err.code, poppet_sdk::ErrorCode::NOT_FOUND);
 }
