@@ -53,7 +53,7 @@ fn check_lists_loaded_plugins_and_listeners() {
     assert!(ok, "{text}");
     assert!(text.contains("plugin auth `faulty`: test-faulty"), "{text}");
     assert!(text.contains("(active)"), "{text}");
-    assert!(text.contains("listener 127.0.0.1:0"), "{text}");
+    assert!(text.contains("listener 127.0.0.1:0 (plain)"), "{text}");
 }
 
 #[test]

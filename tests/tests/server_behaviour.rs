@@ -86,7 +86,18 @@ fn the_quickstart_config_checks_out() {
         text.contains("plugin store `maildir`: store-maildir"),
         "{text}"
     );
-    assert!(text.contains("listener 127.0.0.1:11110"), "{text}");
+    assert!(
+        text.contains("listener 127.0.0.1:11110 (plain + STLS)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("listener 127.0.0.1:11995 (implicit TLS)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tls certificate /tmp/poppet-quickstart/tls/cert.pem: ok"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -79,6 +79,10 @@ fn load(path: &std::path::Path) -> anyhow::Result<(Config, plugins::Plugins)> {
 
 fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let (config, plugins) = load(path)?;
+    if let Some(files) = &config.tls {
+        poppet::tls::load(files)?;
+        println!("tls certificate {}: ok", files.cert.display());
+    }
     println!("config {}: ok", path.display());
     for p in &plugins.loaded {
         let active = match p.kind {
@@ -96,7 +100,12 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     for l in &config.listeners {
-        println!("listener {}", l.address);
+        let tls = match l.tls {
+            poppet::config::TlsMode::None => "plain",
+            poppet::config::TlsMode::Starttls => "plain + STLS",
+            poppet::config::TlsMode::Implicit => "implicit TLS",
+        };
+        println!("listener {} ({tls})", l.address);
     }
     Ok(())
 }
