@@ -1,1 +1,3 @@
+//! Placeholder: the load generator is being written.
+
 fn main() {}
