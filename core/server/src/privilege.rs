@@ -31,24 +31,47 @@ pub enum PrivilegeError {
     RootOnNetwork(String),
 }
 
-/// Drops to the configured user/group if running as root.
-pub fn drop_privileges(config: &Config) -> Result<(), PrivilegeError> {
-    if !Uid::effective().is_root() {
-        return Ok(());
+/// What to do about privileges at startup.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan<'a> {
+    /// Not root: nothing to do.
+    Nothing,
+    /// Root on loopback only: allowed with a warning (the quickstart).
+    StayRootOnLoopback,
+    /// Switch to this user (and optional group).
+    Drop(&'a str, Option<&'a str>),
+}
+
+fn plan(is_root: bool, config: &Config) -> Result<Plan<'_>, PrivilegeError> {
+    if !is_root {
+        return Ok(Plan::Nothing);
     }
-    let Some(user_name) = &config.user else {
-        if let Some(l) = config
+    match &config.user {
+        Some(user) => Ok(Plan::Drop(user, config.group.as_deref())),
+        None => match config
             .listeners
             .iter()
             .find(|l| !l.address.ip().is_loopback())
         {
-            return Err(PrivilegeError::RootOnNetwork(l.address.to_string()));
+            Some(l) => Err(PrivilegeError::RootOnNetwork(l.address.to_string())),
+            None => Ok(Plan::StayRootOnLoopback),
+        },
+    }
+}
+
+/// Drops to the configured user/group if running as root.
+pub fn drop_privileges(config: &Config) -> Result<(), PrivilegeError> {
+    let (user_name, group) = match plan(Uid::effective().is_root(), config)? {
+        Plan::Nothing => return Ok(()),
+        Plan::StayRootOnLoopback => {
+            log::warn!(
+                "running as root on loopback only; set `user` in the config before serving a network"
+            );
+            return Ok(());
         }
-        log::warn!(
-            "running as root on loopback only; set `user` in the config before serving a network"
-        );
-        return Ok(());
+        Plan::Drop(user, group) => (user.to_owned(), group.map(str::to_owned)),
     };
+    let user_name = &user_name;
     let lookup_err = |e| PrivilegeError::Switch {
         what: format!("user {user_name}"),
         source: e,
@@ -59,7 +82,7 @@ pub fn drop_privileges(config: &Config) -> Result<(), PrivilegeError> {
             kind: "user",
             name: user_name.clone(),
         })?;
-    let gid: Gid = match &config.group {
+    let gid: Gid = match &group {
         Some(g) => {
             Group::from_name(g)
                 .map_err(|e| PrivilegeError::Switch {
@@ -89,4 +112,36 @@ pub fn drop_privileges(config: &Config) -> Result<(), PrivilegeError> {
     })?;
     log::info!("dropped root: now uid {} gid {}", user.uid, gid);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(listen: &str, user: Option<&str>) -> Config {
+        let text = format!(
+            r#"(listeners: [(address: "{listen}")], plugins: [(library: "a", kind: auth, name: "a"), (library: "s", kind: store, name: "s")], auth: "a", store: "s")"#
+        );
+        let mut c = Config::parse(Path::new("t.ron"), &text).unwrap();
+        c.user = user.map(str::to_owned);
+        c
+    }
+
+    #[test]
+    fn root_must_drop_before_serving_a_network() {
+        let public = config("0.0.0.0:110", None);
+        assert!(
+            matches!(plan(true, &public), Err(PrivilegeError::RootOnNetwork(a)) if a == "0.0.0.0:110")
+        );
+        assert_eq!(plan(false, &public).unwrap(), Plan::Nothing);
+        assert_eq!(
+            plan(true, &config("127.0.0.1:11110", None)).unwrap(),
+            Plan::StayRootOnLoopback
+        );
+        assert_eq!(
+            plan(true, &config("[::]:995", Some("poppet"))).unwrap(),
+            Plan::Drop("poppet", None)
+        );
+    }
 }
