@@ -3,8 +3,9 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use poppet::plugins;
+use poppet::server::Control;
+use poppet::shared::LongLived;
 use poppet::{Config, Shared};
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -112,32 +113,35 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let (config, plugins) = load(path)?;
+    // Watch before announcing the listeners, so a change made as soon as the server is up is seen.
+    let (control_tx, control_rx) = smol::channel::unbounded();
+    let _watcher = watch_config(path, control_tx.clone());
     let listeners = bind(&config)?;
     // Certificates are read while still privileged (keys are usually readable by root only).
     let tls = config.tls.as_ref().map(poppet::tls::load).transpose()?;
     poppet::privilege::drop_privileges(&config)?;
-    {
-        // One line per listener on stdout, so scripts and tests learn ports chosen with port 0.
-        let mut out = std::io::stdout().lock();
-        for l in &listeners {
-            let addr = l.local_addr()?;
-            log::info!("listening on {addr}");
-            writeln!(out, "listening on {addr}")?;
-        }
-        out.flush()?;
+    for l in &listeners {
+        poppet::server::announce(l.local_addr()?);
     }
-    let shared = Arc::new(Shared::new(config, plugins, tls));
-    let ex = Arc::new(smol::Executor::new());
-    let signals =
-        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-            .context("cannot install signal handlers")?;
-    let stop = async move {
-        use futures_lite::StreamExt as _;
-        let mut signals = signals;
-        if let Some(Ok(sig)) = signals.next().await {
-            log::info!("received {sig:?}");
-        }
+    let state = Arc::new(LongLived::default());
+    let shared = Arc::new(Shared::new(config, plugins, tls, Arc::clone(&state)));
+    let loader: poppet::server::Loader = {
+        let path = path.to_owned();
+        Arc::new(move || {
+            let config = Config::load(&path)?;
+            let plugins = plugins::load(&config)?;
+            let tls = config.tls.as_ref().map(poppet::tls::load).transpose()?;
+            Ok(Shared::new(config, plugins, tls, Arc::clone(&state)))
+        })
     };
+    let signals = async_signal::Signals::new([
+        async_signal::Signal::Term,
+        async_signal::Signal::Int,
+        async_signal::Signal::Hup,
+    ])
+    .context("cannot install signal handlers")?;
+    let ex = Arc::new(smol::Executor::new());
+    ex.spawn(forward_signals(signals, control_tx)).detach();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
     let workers: Vec<_> = (1..threads)
@@ -153,7 +157,8 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         Arc::clone(&ex),
         shared,
         listeners,
-        stop,
+        control_rx,
+        loader,
     )));
     drop(done_tx);
     for w in workers {
@@ -161,6 +166,70 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// SIGTERM/SIGINT stop the server, SIGHUP reloads the config.
+async fn forward_signals(
+    mut signals: async_signal::Signals,
+    control: smol::channel::Sender<Control>,
+) {
+    use futures_lite::StreamExt as _;
+    while let Some(Ok(sig)) = signals.next().await {
+        log::info!("received {sig:?}");
+        let action = if sig == async_signal::Signal::Hup {
+            Control::Reload
+        } else {
+            Control::Stop
+        };
+        if control.send(action).await.is_err() || action == Control::Stop {
+            return;
+        }
+    }
+}
+
+/// Reloads when the config file changes. Editors save by writing a new file and renaming it, so the
+/// directory is watched, and a burst of events within `DEBOUNCE` becomes one reload.
+fn watch_config(
+    path: &std::path::Path,
+    control: smol::channel::Sender<Control>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    /// Long enough to cover an editor's write-rename-chmod burst, short enough to feel immediate.
+    const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(300);
+    let file = path.file_name()?.to_owned();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let ours = event
+                .paths
+                .iter()
+                .any(|p| p.file_name() == Some(file.as_os_str()));
+            if ours && !matches!(event.kind, notify::EventKind::Access(_)) {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .map_err(|e| log::warn!("not watching the config for changes ({e}); SIGHUP still reloads"))
+    .ok()?;
+    watcher
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .map_err(|e| log::warn!("not watching {} ({e}); SIGHUP still reloads", dir.display()))
+        .ok()?;
+    std::thread::spawn(move || {
+        while rx.recv().is_ok() {
+            // Swallow the rest of the burst, then reload once.
+            while rx.recv_timeout(DEBOUNCE).is_ok() {}
+            log::info!("config file changed; reloading");
+            if control.send_blocking(Control::Reload).is_err() {
+                return;
+            }
+        }
+    });
+    Some(watcher)
 }
 
 /// Binds the configured listeners, or takes them from systemd socket activation (`LISTEN_FDS`), in

@@ -6,7 +6,7 @@
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a penalty is remembered after the last failure (Dovecot's `AUTH_PENALTY_TIMEOUT`, 1 h).
@@ -21,10 +21,14 @@ struct Entry {
     last: Instant,
 }
 
-/// Per-address failure counts.
+/// The failure counts themselves, kept across config reloads (a reload must not forgive a guesser).
+#[derive(Debug, Default)]
+pub struct PenaltyTable(Mutex<HashMap<IpAddr, Entry>>);
+
+/// Per-address failure counts with the current settings.
 #[derive(Debug)]
 pub struct Penalties {
-    entries: Mutex<HashMap<IpAddr, Entry>>,
+    entries: Arc<PenaltyTable>,
     max: Duration,
     trusted: Vec<IpNet>,
 }
@@ -32,8 +36,13 @@ pub struct Penalties {
 impl Penalties {
     /// An empty table with the given cap and trusted networks.
     pub fn new(max: Duration, trusted: Vec<IpNet>) -> Penalties {
+        Self::with_table(max, trusted, Arc::default())
+    }
+
+    /// The given (shared) table with the given cap and trusted networks.
+    pub fn with_table(max: Duration, trusted: Vec<IpNet>, table: Arc<PenaltyTable>) -> Penalties {
         Penalties {
-            entries: Mutex::new(HashMap::new()),
+            entries: table,
             max,
             trusted,
         }
@@ -48,7 +57,7 @@ impl Penalties {
         if self.trusted(ip) {
             return Duration::ZERO;
         }
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self.entries.0.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(&ip) {
             Some(e) if now.duration_since(e.last) < FORGET_AFTER && e.failures > 0 => {
                 let secs = 1u64 << (e.failures - 1).min(20);
@@ -63,7 +72,7 @@ impl Penalties {
         if self.trusted(ip) {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.0.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&ip) {
             entries.retain(|_, e| now.duration_since(e.last) < FORGET_AFTER);
             if entries.len() >= MAX_ENTRIES {
@@ -90,6 +99,7 @@ impl Penalties {
     /// Records a successful login: the address's penalty is cleared.
     pub fn succeeded(&self, ip: IpAddr) {
         self.entries
+            .0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&ip);
@@ -144,6 +154,6 @@ mod tests {
         for i in 0..(MAX_ENTRIES as u32 + 10) {
             p.failed(IpAddr::from(std::net::Ipv4Addr::from(i)), t);
         }
-        assert!(p.entries.lock().unwrap().len() <= MAX_ENTRIES);
+        assert!(p.entries.0.lock().unwrap().len() <= MAX_ENTRIES);
     }
 }

@@ -5,7 +5,7 @@
 //! (idle ones at once), waits up to `shutdown_grace` for busy ones, and then drops whatever is left:
 //! a dropped session commits nothing.
 
-use crate::config::{Listener, PlaintextAuth, TlsMode};
+use crate::config::{PlaintextAuth, TlsMode};
 use crate::session::{self, Connection};
 use crate::shared::Shared;
 use crate::stream::Stream;
@@ -16,7 +16,7 @@ use smol::{Executor, Timer};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Counts connections in total and per client address.
 #[derive(Debug, Default)]
@@ -72,41 +72,74 @@ impl Drop for Slot {
     }
 }
 
-/// Serves `listeners` until `stop` completes, then shuts down gracefully.
+/// What the server is told to do from outside (signals, the config watcher).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Stop gracefully.
+    Stop,
+    /// Re-read the config and apply it to new sessions.
+    Reload,
+}
+
+/// Builds a new generation of settings from the config file (parse, validate, load plugins, read
+/// certificates). It runs on a blocking thread.
+pub type Loader = Arc<dyn Fn() -> anyhow::Result<Shared> + Send + Sync>;
+
+/// Prints `listening on ADDR` on stdout (and in the log), so scripts and tests learn ports chosen
+/// with port 0.
+pub fn announce(addr: SocketAddr) {
+    use std::io::Write as _;
+    log::info!("listening on {addr}");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+/// Serves until told to stop, then shuts down gracefully. `listeners` are already bound, in the order
+/// of `shared.config.listeners`.
+///
+/// On [`Control::Reload`] the loader builds a complete new generation first; if anything is wrong the
+/// running one stays and the error is logged. Otherwise listeners that disappeared are closed, new
+/// ones are bound, and new sessions use the new settings, while running sessions finish on the
+/// settings they started with (each holds its generation).
 pub async fn run(
     ex: Arc<Executor<'static>>,
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
-    stop: impl Future<Output = ()>,
+    control: smol::channel::Receiver<Control>,
+    loader: Loader,
 ) {
     let (shutdown_tx, shutdown_rx) = smol::channel::bounded::<()>(1);
     // Every session holds a clone of `alive_tx`; when all are gone, `alive_rx` reports closed.
     let (alive_tx, alive_rx) = smol::channel::bounded::<()>(1);
-    let slots = Arc::new(Slots::default());
-    let ids = Arc::new(AtomicU64::new(1));
-    let configs = shared.config.listeners.clone();
-    let accept_tasks: Vec<smol::Task<()>> = listeners
-        .into_iter()
-        .zip(configs)
-        .map(|(listener, listener_config)| {
-            let ctx = AcceptContext {
-                ex: Arc::clone(&ex),
-                shared: Arc::clone(&shared),
-                slots: Arc::clone(&slots),
-                ids: Arc::clone(&ids),
-                shutdown: shutdown_rx.clone(),
-                alive: alive_tx.clone(),
-            };
-            ex.spawn(accept_loop(ctx, listener, listener_config))
-        })
-        .collect();
-    stop.await;
+    let ctx = AcceptContext {
+        ex: Arc::clone(&ex),
+        current: Arc::new(RwLock::new(Arc::clone(&shared))),
+        slots: Arc::new(Slots::default()),
+        ids: Arc::new(AtomicU64::new(1)),
+        shutdown: shutdown_rx,
+        alive: alive_tx,
+    };
+    let mut tasks: HashMap<SocketAddr, smol::Task<()>> = HashMap::new();
+    for (listener, config) in listeners.into_iter().zip(&shared.config.listeners) {
+        tasks.insert(
+            config.address,
+            ex.spawn(accept_loop(ctx.clone(), listener, config.address)),
+        );
+    }
+    while let Ok(Control::Reload) = control.recv().await {
+        let loader = Arc::clone(&loader);
+        match blocking::unblock(move || loader()).await {
+            Ok(next) => apply(&ctx, &mut tasks, Arc::new(next)).await,
+            Err(e) => log::error!("reload failed; still serving the previous config: {e:#}"),
+        }
+    }
     // Dropping the tasks cancels the accept loops and closes the listening sockets.
-    drop(accept_tasks);
+    drop(tasks);
     log::info!("shutting down: no new connections; sessions end at their next command");
     drop(shutdown_tx);
-    drop(alive_tx);
-    let grace = shared.config.limits.shutdown_grace;
+    let grace = read(&ctx.current).config.limits.shutdown_grace;
+    drop(ctx);
     let finished = future::or(async { alive_rx.recv().await.is_err() }, async {
         Timer::after(grace).await;
         false
@@ -119,10 +152,51 @@ pub async fn run(
     }
 }
 
+fn read(current: &RwLock<Arc<Shared>>) -> Arc<Shared> {
+    Arc::clone(&current.read().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Switches to a new generation: listeners closed, opened, and the settings new sessions get.
+async fn apply(
+    ctx: &AcceptContext,
+    tasks: &mut HashMap<SocketAddr, smol::Task<()>>,
+    next: Arc<Shared>,
+) {
+    let wanted: Vec<SocketAddr> = next.config.listeners.iter().map(|l| l.address).collect();
+    tasks.retain(|addr, _| {
+        let keep = wanted.contains(addr);
+        if !keep {
+            log::info!("reload: no longer listening on {addr}");
+        }
+        keep
+    });
+    *ctx.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&next);
+    for addr in wanted {
+        if tasks.contains_key(&addr) {
+            continue;
+        }
+        match TcpListener::bind(addr).await {
+            Ok(listener) => {
+                if let Ok(local) = listener.local_addr() {
+                    announce(local);
+                }
+                tasks.insert(addr, ctx.ex.spawn(accept_loop(ctx.clone(), listener, addr)));
+            }
+            Err(e) => log::error!("reload: cannot listen on {addr}: {e}"),
+        }
+    }
+    log::info!(
+        "reloaded {}: new sessions use the new settings",
+        next.config.path.display()
+    );
+}
+
 /// What every accept loop shares.
+#[derive(Clone)]
 struct AcceptContext {
     ex: Arc<Executor<'static>>,
-    shared: Arc<Shared>,
+    /// The settings new sessions get; replaced on reload.
+    current: Arc<RwLock<Arc<Shared>>>,
     slots: Arc<Slots>,
     ids: Arc<AtomicU64>,
     shutdown: smol::channel::Receiver<()>,
@@ -130,16 +204,16 @@ struct AcceptContext {
     alive: smol::channel::Sender<()>,
 }
 
-async fn accept_loop(ctx: AcceptContext, listener: TcpListener, listener_config: Listener) {
+/// Accepts on one listener, known by its configured address, until cancelled.
+async fn accept_loop(ctx: AcceptContext, listener: TcpListener, key: SocketAddr) {
     let AcceptContext {
         ex,
-        shared,
+        current,
         slots,
         ids,
         shutdown,
         alive,
     } = ctx;
-    let limits = shared.config.limits.clone();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -150,6 +224,18 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, listener_config:
                 continue;
             }
         };
+        // Each connection gets the settings current when it arrives, and keeps them to its end.
+        let shared = read(&current);
+        let Some(listener_config) = shared
+            .config
+            .listeners
+            .iter()
+            .find(|l| l.address == key)
+            .cloned()
+        else {
+            continue;
+        };
+        let limits = &shared.config.limits;
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let slot = match slots.take(
             peer.ip(),
@@ -191,7 +277,6 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, listener_config:
             plaintext_refused_without_tls: refuses_plaintext,
         };
         log::debug!("session {id}: connected rip={} lip={local}", peer.ip());
-        let shared = Arc::clone(&shared);
         let shutdown = shutdown.clone();
         let alive = alive.clone();
         let implicit_tls = listener_config.tls == TlsMode::Implicit;

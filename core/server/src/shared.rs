@@ -23,9 +23,16 @@ pub struct Shared {
     pub tls: Option<TlsAcceptor>,
     /// Per-address auth failure penalties.
     pub penalties: Penalties,
-    users: Arc<Mutex<HashMap<String, u32>>>,
+    state: Arc<LongLived>,
     hostname: String,
     extension_verbs: Vec<ExtensionVerb>,
+}
+
+/// What outlives a config reload: auth penalties and per-user session counts.
+#[derive(Debug, Default)]
+pub struct LongLived {
+    penalties: Arc<crate::penalty::PenaltyTable>,
+    users: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 /// A logged-in session's claim on its user's connection count; released on drop.
@@ -49,7 +56,12 @@ impl Drop for UserSlot {
 
 impl Shared {
     /// Builds the shared state.
-    pub fn new(config: Config, plugins: Plugins, tls: Option<Arc<ServerConfig>>) -> Shared {
+    pub fn new(
+        config: Config,
+        plugins: Plugins,
+        tls: Option<Arc<ServerConfig>>,
+        state: Arc<LongLived>,
+    ) -> Shared {
         let extension_verbs = plugins
             .extensions
             .iter()
@@ -61,16 +73,17 @@ impl Shared {
             })
             .collect();
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
-        let penalties = Penalties::new(
+        let penalties = Penalties::with_table(
             config.limits.auth_penalty_max,
             config.limits.trusted_networks.clone(),
+            Arc::clone(&state.penalties),
         );
         Shared {
             plugins,
             config,
             tls: tls.map(TlsAcceptor::from),
             penalties,
-            users: Arc::default(),
+            state,
             hostname,
             extension_verbs,
         }
@@ -78,14 +91,14 @@ impl Shared {
 
     /// Claims one of `user`'s `max_connections_per_user` session slots.
     pub fn claim_user(&self, user: &str) -> Option<UserSlot> {
-        let mut map = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.state.users.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(user.to_owned()).or_insert(0);
         if *n >= self.config.limits.max_connections_per_user {
             return None;
         }
         *n += 1;
         Some(UserSlot {
-            users: Arc::clone(&self.users),
+            users: Arc::clone(&self.state.users),
             user: user.to_owned(),
         })
     }

@@ -61,6 +61,11 @@ impl Client {
         self.writer.write_all(bytes).unwrap();
     }
 
+    /// Sends raw bytes; `false` if the server has closed the connection.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.writer.write_all(bytes).is_ok()
+    }
+
     /// Sends a command line and reads the one-line answer.
     pub fn cmd(&mut self, line: &str) -> String {
         self.send(format!("{line}\r\n").as_bytes());

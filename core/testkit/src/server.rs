@@ -15,9 +15,17 @@ struct Log {
     grew: Condvar,
 }
 
+/// Addresses the server announced on stdout (`listening on ADDR`), in order.
+#[derive(Default)]
+struct Announced {
+    addrs: Mutex<Vec<SocketAddr>>,
+    grew: Condvar,
+}
+
 /// A running server. Killed on drop.
 pub struct TestServer {
     child: Child,
+    announced: Arc<Announced>,
     /// The first listener's address.
     pub addr: SocketAddr,
     /// All listeners.
@@ -78,43 +86,103 @@ impl TestServer {
             }
         });
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let announced = Arc::new(Announced::default());
+        let sink = Arc::clone(&announced);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(a.parse::<SocketAddr>().ok());
+                if let Some(a) = line
+                    .strip_prefix("listening on ")
+                    .and_then(|a| a.parse().ok())
+                {
+                    sink.addrs.lock().unwrap().push(a);
+                    sink.grew.notify_all();
                 }
             }
-            let _ = tx.send(None);
         });
-        let mut addrs = Vec::new();
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Some(a)) => addrs.push(a),
-            _ => {
-                let _ = child.wait();
-                // Let the stderr thread drain.
-                let deadline = Instant::now() + Duration::from_secs(5);
-                let mut text = log.text.lock().unwrap();
-                while text.is_empty() && Instant::now() < deadline {
-                    text = log
-                        .grew
-                        .wait_timeout(text, Duration::from_millis(100))
-                        .unwrap()
-                        .0;
-                }
-                return Err(text.clone());
+        // Listeners are announced together at startup; the first one means the server is up.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let addrs = announced.addrs.lock().unwrap();
+            if !addrs.is_empty() {
+                break;
             }
+            drop(addrs);
+            if let Some(_status) = child.try_wait().unwrap() {
+                return Err(Self::drain(&log));
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                return Err(format!(
+                    "no `listening on` line within 60 s\n{}",
+                    Self::drain(&log)
+                ));
+            }
+            let addrs = announced.addrs.lock().unwrap();
+            let _unused = announced
+                .grew
+                .wait_timeout(addrs, Duration::from_millis(100))
+                .unwrap();
         }
-        while let Ok(Some(a)) = rx.recv_timeout(Duration::from_millis(200)) {
-            addrs.push(a);
-        }
+        // The startup lines are written in one go; give the rest of them a moment to be read.
+        let expected = config.matches("address:").count().max(1);
+        let addrs = {
+            let mut addrs = announced.addrs.lock().unwrap();
+            let until = Instant::now() + Duration::from_secs(5);
+            while addrs.len() < expected && Instant::now() < until {
+                addrs = announced
+                    .grew
+                    .wait_timeout(addrs, Duration::from_millis(100))
+                    .unwrap()
+                    .0;
+            }
+            addrs.clone()
+        };
         Ok(TestServer {
             child,
+            announced,
             addr: addrs[0],
             addrs,
             log,
             dir: dir.to_owned(),
         })
+    }
+
+    fn drain(log: &Log) -> String {
+        // Let the stderr thread catch up with a process that just exited.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut text = log.text.lock().unwrap();
+        while text.is_empty() && Instant::now() < deadline {
+            text = log
+                .grew
+                .wait_timeout(text, Duration::from_millis(100))
+                .unwrap()
+                .0;
+        }
+        text.clone()
+    }
+
+    /// Waits (up to `timeout`) until the server has announced at least `n` listeners in total
+    /// (including ones opened by a reload) and returns them all.
+    pub fn wait_for_listeners(&self, n: usize, timeout: Duration) -> Vec<SocketAddr> {
+        let deadline = Instant::now() + timeout;
+        let mut addrs = self.announced.addrs.lock().unwrap();
+        while addrs.len() < n && Instant::now() < deadline {
+            addrs = self
+                .announced
+                .grew
+                .wait_timeout(addrs, deadline - Instant::now())
+                .unwrap()
+                .0;
+        }
+        addrs.clone()
+    }
+
+    /// Sends SIGHUP (reload).
+    pub fn reload(&self) {
+        let sent = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGHUP");
     }
 
     /// Everything the server wrote to stderr so far.
