@@ -14,6 +14,7 @@ pub mod server;
 pub mod session;
 pub mod shared;
 pub mod stream;
+pub mod systemd;
 pub mod tls;
 
 pub use config::{Config, ConfigError};

@@ -127,13 +127,17 @@ pub async fn run(
             ex.spawn(accept_loop(ctx.clone(), listener, config.address)),
         );
     }
+    crate::systemd::notify("READY=1");
     while let Ok(Control::Reload) = control.recv().await {
+        crate::systemd::notify("RELOADING=1");
         let loader = Arc::clone(&loader);
         match blocking::unblock(move || loader()).await {
             Ok(next) => apply(&ctx, &mut tasks, Arc::new(next)).await,
             Err(e) => log::error!("reload failed; still serving the previous config: {e:#}"),
         }
+        crate::systemd::notify("READY=1");
     }
+    crate::systemd::notify("STOPPING=1");
     // Dropping the tasks cancels the accept loops and closes the listening sockets.
     drop(tasks);
     log::info!("shutting down: no new connections; sessions end at their next command");
