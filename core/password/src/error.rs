@@ -41,7 +41,7 @@ pub enum ParseError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HashError {
-    /// The scheme has no cost parameter (SSHA256, SSHA512, PLAIN).
+    /// The scheme has no cost parameter (SSHA, SSHA256, SSHA512, PLAIN).
     #[error("{0} does not take a rounds/cost parameter")]
     RoundsNotApplicable(Scheme),
     /// The rounds/cost value is outside what the scheme allows.

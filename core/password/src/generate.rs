@@ -10,7 +10,7 @@
 //! | BLF-CRYPT    | cost 10, `$2y$`                 | Dovecot's default is cost 5 (`CRYPT_BLF_ROUNDS_DEFAULT`), 32 times cheaper and too fast for today's GPUs; 10 is the common modern floor (OpenBSD, PHP). `-r 5` gives Dovecot's. |
 //! | ARGON2ID     | m=64 MiB, t=3, p=1, 16-byte salt | what `doveadm pw -s ARGON2ID` writes (Dovecot 2.3.19, libsodium) |
 //! | SCRAM-SHA-256 | 4096 iterations, 16-byte salt  | what `doveadm pw -s SCRAM-SHA-256` writes (Dovecot 2.3 ignores `-r` and always writes 4096); also RFC 7677's minimum |
-//! | SSHA256/512  | 4-byte salt                     | what `doveadm pw` and OpenLDAP's `slappasswd` write          |
+//! | SSHA, SSHA256/512 | 4-byte salt                | what `doveadm pw` and OpenLDAP's `slappasswd` write          |
 //! | PLAIN        | the password itself             | nothing to choose                                           |
 
 use crate::error::HashError;
@@ -31,7 +31,7 @@ pub fn hash(scheme: Scheme, password: &[u8]) -> Result<String, HashError> {
         Scheme::BlfCrypt => Some(BLF_COST_DEFAULT),
         Scheme::Argon2id => Some(argon::DEFAULT_T_COST),
         Scheme::ScramSha256 => Some(poppet_sasl::DEFAULT_ITERATIONS),
-        Scheme::Ssha256 | Scheme::Ssha512 | Scheme::Plain => None,
+        Scheme::Ssha | Scheme::Ssha256 | Scheme::Ssha512 | Scheme::Plain => None,
     };
     generate(scheme, password, rounds)
 }
@@ -42,7 +42,7 @@ pub fn hash(scheme: Scheme, password: &[u8]) -> Result<String, HashError> {
 /// clamped as Dovecot does, so the operator gets the cost they asked for or an error.
 pub fn hash_with_rounds(scheme: Scheme, password: &[u8], rounds: u32) -> Result<String, HashError> {
     match scheme {
-        Scheme::Ssha256 | Scheme::Ssha512 | Scheme::Plain => {
+        Scheme::Ssha | Scheme::Ssha256 | Scheme::Ssha512 | Scheme::Plain => {
             Err(HashError::RoundsNotApplicable(scheme))
         }
         _ => generate(scheme, password, Some(rounds)),
@@ -56,7 +56,9 @@ fn generate(scheme: Scheme, password: &[u8], rounds: Option<u32>) -> Result<Stri
         }
         (Scheme::Argon2id, Some(t_cost)) => argon::generate(password, t_cost)?,
         (Scheme::ScramSha256, Some(iterations)) => scram::generate(password, iterations)?,
-        (Scheme::Ssha256 | Scheme::Ssha512, None) => ssha::generate(scheme, password),
+        (Scheme::Ssha | Scheme::Ssha256 | Scheme::Ssha512, None) => {
+            ssha::generate(scheme, password)
+        }
         (Scheme::Plain, None) => std::str::from_utf8(password)
             .map_err(|_| HashError::PlainNotUtf8)?
             .to_owned(),

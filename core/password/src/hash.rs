@@ -57,7 +57,7 @@ impl PasswordHash {
             _ if scheme.is_crypt() => return Self::crypt(data),
             Scheme::Argon2id => argon::check(data)?,
             Scheme::ScramSha256 => scram::check(data)?,
-            Scheme::Ssha256 | Scheme::Ssha512 => ssha::check(scheme, data)?,
+            Scheme::Ssha | Scheme::Ssha256 | Scheme::Ssha512 => ssha::check(scheme, data)?,
             _ => {}
         }
         Ok(PasswordHash {
@@ -87,7 +87,9 @@ impl PasswordHash {
             }
             Scheme::Argon2id => argon::dummy_like(&self.data),
             Scheme::ScramSha256 => scram::dummy_like(&self.data),
-            Scheme::Ssha256 | Scheme::Ssha512 => ssha::dummy_like(self.scheme, &self.data),
+            Scheme::Ssha | Scheme::Ssha256 | Scheme::Ssha512 => {
+                ssha::dummy_like(self.scheme, &self.data)
+            }
             Scheme::Plain => String::from("\0poppet-dummy"),
         };
         PasswordHash {
@@ -125,7 +127,9 @@ pub fn verify(hash: &PasswordHash, password: &[u8]) -> bool {
         }
         Scheme::Argon2id => argon::verify(&hash.data, password),
         Scheme::ScramSha256 => scram::verify(&hash.data, password),
-        Scheme::Ssha256 | Scheme::Ssha512 => ssha::verify(hash.scheme, &hash.data, password),
+        Scheme::Ssha | Scheme::Ssha256 | Scheme::Ssha512 => {
+            ssha::verify(hash.scheme, &hash.data, password)
+        }
         Scheme::Plain => {
             let stored = Sha512::digest(hash.data.as_bytes());
             let given = Sha512::digest(password);

@@ -24,6 +24,8 @@ pub enum Scheme {
     /// `SCRAM-SHA-256`: RFC 5802 keys, `<iterations>,<b64 salt>,<b64 StoredKey>,<b64 ServerKey>`. Serves the
     /// SASL `SCRAM-SHA-256` mechanism without storing the password.
     ScramSha256,
+    /// `SSHA`: base64 of `SHA-1(password || salt) || salt`, what OpenLDAP's `slappasswd` writes by default.
+    Ssha,
     /// `SSHA256`: base64 of `SHA-256(password || salt) || salt`.
     Ssha256,
     /// `SSHA512`: base64 of `SHA-512(password || salt) || salt`.
@@ -34,12 +36,13 @@ pub enum Scheme {
 
 impl Scheme {
     /// Every scheme, in the order `poppet pw -l` lists them.
-    pub const ALL: [Scheme; 8] = [
+    pub const ALL: [Scheme; 9] = [
         Scheme::Sha512Crypt,
         Scheme::Sha256Crypt,
         Scheme::BlfCrypt,
         Scheme::Argon2id,
         Scheme::ScramSha256,
+        Scheme::Ssha,
         Scheme::Ssha256,
         Scheme::Ssha512,
         Scheme::Plain,
@@ -53,6 +56,7 @@ impl Scheme {
             Scheme::BlfCrypt => "BLF-CRYPT",
             Scheme::Argon2id => "ARGON2ID",
             Scheme::ScramSha256 => "SCRAM-SHA-256",
+            Scheme::Ssha => "SSHA",
             Scheme::Ssha256 => "SSHA256",
             Scheme::Ssha512 => "SSHA512",
             Scheme::Plain => "PLAIN",
@@ -71,6 +75,7 @@ impl Scheme {
             "BLF-CRYPT" => Scheme::BlfCrypt,
             "ARGON2ID" => Scheme::Argon2id,
             "SCRAM-SHA-256" => Scheme::ScramSha256,
+            "SSHA" => Scheme::Ssha,
             "SSHA256" => Scheme::Ssha256,
             "SSHA512" => Scheme::Ssha512,
             "PLAIN" | "CLEARTEXT" | "CLEAR" => Scheme::Plain,

@@ -1,37 +1,44 @@
-//! SSHA256 and SSHA512: a salted SHA-2 digest, base64 of `digest || salt`, as Dovecot and OpenLDAP store it.
+//! SSHA, SSHA256 and SSHA512: a salted SHA-1 or SHA-2 digest, base64 of `digest || salt`, as Dovecot and OpenLDAP
+//! store it.
 //!
-//! These are fast hashes, kept for migrating existing directories, not for new passwords. Dovecot reads a salt of
+//! `{SSHA}` (SHA-1) is what OpenLDAP's `slappasswd` writes by default, so most `userPassword` values in the wild use
+//! it; SHA-1's collision weakness does not matter for a salted password digest, but its speed does. These are fast
+//! hashes, kept for migrating existing directories, not for new passwords. Dovecot reads a salt of
 //! any length of at least one byte after the digest; `doveadm pw` writes 4 bytes, and so do we.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use rand::Rng;
+use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use crate::error::ParseError;
 use crate::scheme::Scheme;
 
-/// Salt bytes for new hashes: 4, as `doveadm pw -s SSHA256` writes (the same as OpenLDAP's `slappasswd`).
+/// Salt bytes for new hashes: 4, as `doveadm pw -s SSHA256` and OpenLDAP's `slappasswd -h {SSHA}` write.
 const SALT_LEN: usize = 4;
 
 fn digest_len(scheme: Scheme) -> usize {
-    if scheme == Scheme::Ssha256 { 32 } else { 64 }
+    match scheme {
+        Scheme::Ssha => 20,
+        Scheme::Ssha256 => 32,
+        _ => 64,
+    }
 }
 
 fn digest(scheme: Scheme, password: &[u8], salt: &[u8]) -> Vec<u8> {
-    if scheme == Scheme::Ssha256 {
-        Sha256::new()
+    fn salted<D: Digest>(password: &[u8], salt: &[u8]) -> Vec<u8> {
+        D::new()
             .chain_update(password)
             .chain_update(salt)
             .finalize()
             .to_vec()
-    } else {
-        Sha512::new()
-            .chain_update(password)
-            .chain_update(salt)
-            .finalize()
-            .to_vec()
+    }
+    match scheme {
+        Scheme::Ssha => salted::<Sha1>(password, salt),
+        Scheme::Ssha256 => salted::<Sha256>(password, salt),
+        _ => salted::<Sha512>(password, salt),
     }
 }
 
@@ -82,8 +89,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_both_sizes() {
-        for scheme in [Scheme::Ssha256, Scheme::Ssha512] {
+    fn round_trip_every_size() {
+        for scheme in [Scheme::Ssha, Scheme::Ssha256, Scheme::Ssha512] {
             let data = generate(scheme, b"pw");
             check(scheme, &data).unwrap();
             assert!(verify(scheme, &data, b"pw"));
@@ -101,6 +108,7 @@ mod tests {
         // A bare SHA-256 digest (32 bytes, no salt) and a string that is not base64.
         let unsalted = STANDARD.encode([7u8; 32]);
         assert!(check(Scheme::Ssha256, &unsalted).is_err());
+        assert!(check(Scheme::Ssha, &STANDARD.encode([7u8; 20])).is_err());
         assert!(check(Scheme::Ssha512, "not*base64").is_err());
         assert!(check(Scheme::Ssha512, "").is_err());
     }

@@ -114,6 +114,12 @@ const VECTORS: &[(&str, &str, Scheme, &[u8])] = &[
         "pässwörd:1".as_bytes(),
     ),
     (
+        "slappasswd -h {SSHA} -s 'correct horse' (OpenLDAP 2.5.13, 4-byte salt)",
+        "{SSHA}aZR1xDhdhr7CjmNyZbmROat7U1cM4KIV",
+        Scheme::Ssha,
+        PASSWORD,
+    ),
+    (
         "doveadm pw -s SSHA256 -p 'correct horse' (4-byte salt)",
         "{SSHA256}LaceSxvQCHaTw6bmHbxQsac+Q/G/OhWx/qOmA4M14w75LhZf",
         Scheme::Ssha256,

@@ -144,9 +144,13 @@ impl Library {
         // named in the config, which is the trust model of every plugin system.
         let lib =
             unsafe { libloading::os::unix::Library::open(Some(path), flags) }.map_err(|e| {
+                // libloading puts dlerror()'s text in the error's source; keep it.
+                let detail = std::error::Error::source(&e)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
                 LoadError::NotALibrary {
                     path: path.to_owned(),
-                    reason: e.to_string(),
+                    reason: format!("{e}{detail}"),
                 }
             })?;
         // SAFETY: the symbol's type is frozen forever by the ABI (`extern "C" fn() -> u32`).

@@ -46,6 +46,8 @@ pub mod abi;
 pub mod config;
 #[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "tokio")]
+pub mod runtime;
 
 pub use error::{ErrorCode, PluginError, Position};
 pub use ffi::{FfiError, FfiOption, FfiResult, FfiSlice, FfiStr, FfiString, FfiVec};

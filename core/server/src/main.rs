@@ -27,7 +27,8 @@ enum Command {
     Check,
     /// Print a password hash for a passwd-file, like `doveadm pw`.
     Pw {
-        /// Scheme: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT, ARGON2ID, SSHA256, SSHA512, PLAIN.
+        /// Scheme: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT, ARGON2ID, SCRAM-SHA-256, SSHA256,
+        /// SSHA512, PLAIN.
         #[arg(short, long, default_value = "SHA512-CRYPT")]
         scheme: String,
         /// The password; read from standard input when absent (so it stays out of shell history).
@@ -81,8 +82,15 @@ fn load(path: &std::path::Path) -> anyhow::Result<(Config, plugins::Plugins)> {
 fn check(path: &std::path::Path) -> anyhow::Result<()> {
     let (config, plugins) = load(path)?;
     if let Some(files) = &config.tls {
-        poppet::tls::load(files)?;
-        println!("tls certificate {}: ok", files.cert.display());
+        if files.generate_self_signed && !files.cert.exists() && !files.key.exists() {
+            println!(
+                "tls certificate {}: will be generated at first start",
+                files.cert.display()
+            );
+        } else {
+            poppet::tls::load(files)?;
+            println!("tls certificate {}: ok", files.cert.display());
+        }
     }
     println!("config {}: ok", path.display());
     for p in &plugins.loaded {

@@ -120,12 +120,9 @@ pub async fn run(
         shutdown: shutdown_rx,
         alive: alive_tx,
     };
-    let mut tasks: HashMap<SocketAddr, smol::Task<()>> = HashMap::new();
-    for (listener, config) in listeners.into_iter().zip(&shared.config.listeners) {
-        tasks.insert(
-            config.address,
-            ex.spawn(accept_loop(ctx.clone(), listener, config.address)),
-        );
+    let mut tasks: HashMap<ListenerKey, smol::Task<()>> = HashMap::new();
+    for (listener, key) in listeners.into_iter().zip(listener_keys(&shared.config)) {
+        tasks.insert(key, ex.spawn(accept_loop(ctx.clone(), listener, key)));
     }
     crate::systemd::notify("READY=1");
     while let Ok(Control::Reload) = control.recv().await {
@@ -156,6 +153,19 @@ pub async fn run(
     }
 }
 
+/// Identifies a configured listener across reloads: its address, and which of the listeners with that
+/// same address it is (several `127.0.0.1:0` entries are different listeners).
+type ListenerKey = (SocketAddr, usize);
+
+fn listener_keys(config: &crate::config::Config) -> Vec<ListenerKey> {
+    let mut keys: Vec<ListenerKey> = Vec::new();
+    for l in &config.listeners {
+        let n = keys.iter().filter(|(a, _)| *a == l.address).count();
+        keys.push((l.address, n));
+    }
+    keys
+}
+
 fn read(current: &RwLock<Arc<Shared>>) -> Arc<Shared> {
     Arc::clone(&current.read().unwrap_or_else(|p| p.into_inner()))
 }
@@ -163,28 +173,29 @@ fn read(current: &RwLock<Arc<Shared>>) -> Arc<Shared> {
 /// Switches to a new generation: listeners closed, opened, and the settings new sessions get.
 async fn apply(
     ctx: &AcceptContext,
-    tasks: &mut HashMap<SocketAddr, smol::Task<()>>,
+    tasks: &mut HashMap<ListenerKey, smol::Task<()>>,
     next: Arc<Shared>,
 ) {
-    let wanted: Vec<SocketAddr> = next.config.listeners.iter().map(|l| l.address).collect();
-    tasks.retain(|addr, _| {
-        let keep = wanted.contains(addr);
+    let wanted = listener_keys(&next.config);
+    tasks.retain(|key, _| {
+        let keep = wanted.contains(key);
         if !keep {
-            log::info!("reload: no longer listening on {addr}");
+            log::info!("reload: no longer listening on {}", key.0);
         }
         keep
     });
     *ctx.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&next);
-    for addr in wanted {
-        if tasks.contains_key(&addr) {
+    for key in wanted {
+        if tasks.contains_key(&key) {
             continue;
         }
+        let addr = key.0;
         match TcpListener::bind(addr).await {
             Ok(listener) => {
                 if let Ok(local) = listener.local_addr() {
                     announce(local);
                 }
-                tasks.insert(addr, ctx.ex.spawn(accept_loop(ctx.clone(), listener, addr)));
+                tasks.insert(key, ctx.ex.spawn(accept_loop(ctx.clone(), listener, key)));
             }
             Err(e) => log::error!("reload: cannot listen on {addr}: {e}"),
         }
@@ -209,7 +220,7 @@ struct AcceptContext {
 }
 
 /// Accepts on one listener, known by its configured address, until cancelled.
-async fn accept_loop(ctx: AcceptContext, listener: TcpListener, key: SocketAddr) {
+async fn accept_loop(ctx: AcceptContext, listener: TcpListener, key: ListenerKey) {
     let AcceptContext {
         ex,
         current,
@@ -230,12 +241,11 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, key: SocketAddr)
         };
         // Each connection gets the settings current when it arrives, and keeps them to its end.
         let shared = read(&current);
-        let Some(listener_config) = shared
-            .config
-            .listeners
+        let keys = listener_keys(&shared.config);
+        let Some(listener_config) = keys
             .iter()
-            .find(|l| l.address == key)
-            .cloned()
+            .position(|k| *k == key)
+            .map(|i| shared.config.listeners[i].clone())
         else {
             continue;
         };

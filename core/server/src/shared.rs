@@ -131,6 +131,7 @@ impl Shared {
             idle_timeout: limits.idle_timeout,
             login_timeout: limits.login_timeout,
             max_bad_commands_transaction: limits.max_bad_commands,
+            max_bad_commands_authorization: limits.max_bad_commands_before_login,
             extension_verbs: self.extension_verbs.clone(),
             greeting_text: self.config.greeting.clone(),
             ..SessionOptions::default()

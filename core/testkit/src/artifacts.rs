@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 const PACKAGES: &[&str] = &[
     "poppet",
     "poppet-store-maildir",
+    "poppet-store-mbox",
     "poppet-auth-passwd",
     "poppet-test-faulty",
     "poppet-test-wrong-abi",

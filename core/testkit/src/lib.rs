@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod conformance;
 mod artifacts;
 mod client;
 mod server;

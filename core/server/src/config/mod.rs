@@ -144,6 +144,9 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Consecutive bad commands before the server hangs up after login. Default 20, Dovecot's value.
     pub max_bad_commands: u32,
+    /// Consecutive bad commands before login. Default 3, Dovecot's login processes: a client that
+    /// cannot form a command before logging in is not a POP3 client.
+    pub max_bad_commands_before_login: u32,
     /// How long a client may take from connecting to logging in, however active. Default 3 minutes,
     /// Dovecot's login timeout: a slow-loris client cannot hold a slot longer.
     pub login_timeout: Duration,
@@ -169,6 +172,7 @@ impl Default for Limits {
             max_connections_per_ip: 20,
             shutdown_grace: Duration::from_secs(10),
             max_bad_commands: 20,
+            max_bad_commands_before_login: 3,
             login_timeout: Duration::from_secs(180),
             auth_failure_delay: Duration::from_secs(2),
             auth_penalty_max: Duration::from_secs(15),
@@ -395,6 +399,9 @@ impl Validator<'_> {
                 defaults.shutdown_grace,
             )?,
             max_bad_commands: l.max_bad_commands.unwrap_or(defaults.max_bad_commands),
+            max_bad_commands_before_login: l
+                .max_bad_commands_before_login
+                .unwrap_or(defaults.max_bad_commands_before_login),
             login_timeout: self.duration(
                 &l.login_timeout,
                 "login_timeout",
@@ -422,6 +429,26 @@ impl Validator<'_> {
                     .collect::<Result<_, _>>()?,
             },
         };
+        for (key, value) in [
+            ("max_connections", limits.max_connections),
+            ("max_connections_per_ip", limits.max_connections_per_ip),
+            ("max_connections_per_user", limits.max_connections_per_user),
+            ("max_auth_failures", limits.max_auth_failures),
+        ] {
+            if value == 0 {
+                return Err(self.error(
+                    (1, 1),
+                    format!("limits: {key} must be at least 1 (0 would refuse everyone)"),
+                ));
+            }
+        }
+        if limits.login_timeout.is_zero() {
+            let at = l.login_timeout.as_ref().map_or((1, 1), |v| v.at(self.text));
+            return Err(self.error(
+                at,
+                "login_timeout: must be at least 1s (it also bounds TLS handshakes)",
+            ));
+        }
         if limits.idle_timeout < Duration::from_secs(600) {
             let at = l.idle_timeout.as_ref().map_or((1, 1), |v| v.at(self.text));
             return Err(self.error(
@@ -430,6 +457,14 @@ impl Validator<'_> {
             ));
         }
 
+        if let Some(g) = &raw.greeting {
+            if g.chars().any(char::is_control) {
+                return Err(self.error(
+                    (1, 1),
+                    "greeting: must be one line without control characters",
+                ));
+            }
+        }
         Ok(Config {
             path: self.path.to_owned(),
             listeners,

@@ -118,6 +118,8 @@ pub(super) struct RawLimits<'a> {
     pub shutdown_grace: Option<Located<'a>>,
     #[serde(default)]
     pub max_bad_commands: Option<u32>,
+    #[serde(default)]
+    pub max_bad_commands_before_login: Option<u32>,
     #[serde(default, borrow)]
     pub login_timeout: Option<Located<'a>>,
     #[serde(default, borrow)]

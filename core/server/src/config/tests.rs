@@ -140,3 +140,18 @@ fn trusted_networks_parse_and_report_bad_entries() {
             .contains(&"127.1.2.3".parse::<std::net::IpAddr>().unwrap())
     );
 }
+
+#[test]
+fn zero_limits_and_multi_line_greetings_are_refused() {
+    let e = parse(&GOOD.replace("(idle_timeout: \"15m\")", "(max_connections_per_user: 0)"))
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains("max_connections_per_user must be at least 1"),
+        "{e}"
+    );
+    let e = parse(&GOOD.replace("(idle_timeout: \"15m\")", "(login_timeout: \"0s\")")).unwrap_err();
+    assert!(e.message.contains("login_timeout"), "{e}");
+    let e = parse(&GOOD.replace("limits:", "greeting: \"hi\\r\\n+OK fake\", limits:")).unwrap_err();
+    assert!(e.message.contains("greeting"), "{e}");
+}

@@ -28,6 +28,7 @@ impl Driver<'_> {
             Mechanism::Apop => "APOP",
             _ => poppet_sdk::mechanism::USER_PASS,
         };
+        self.serve_penalty().await;
         if !req.valid_user {
             return self.failed(&req.user, mechanism).await;
         }
@@ -68,7 +69,21 @@ impl Driver<'_> {
         Ok(ok.then_some(secret))
     }
 
-    /// Penalty, backend, failure delay; then the maildrop.
+    /// Serves this address's penalty before a login attempt is even looked at (USER/PASS, APOP and
+    /// every SASL mechanism alike).
+    pub(super) async fn serve_penalty(&self) {
+        let ip = self.conn.peer.ip();
+        let penalty = self.shared.penalties.penalty(ip, Instant::now());
+        if !penalty.is_zero() {
+            log::debug!(
+                "session {}: auth penalty {penalty:?} for rip={ip}",
+                self.conn.id
+            );
+            Timer::after(penalty).await;
+        }
+    }
+
+    /// Backend, failure delay; then the maildrop. The caller has served the penalty.
     pub(super) async fn authenticate_and_open(&mut self, creds: Credentials) -> LoginOutcome {
         if validate_user(&creds.user).is_err() {
             return self.failed(&creds.user, creds.mechanism).await;

@@ -32,6 +32,7 @@ impl Driver<'_> {
             self.session.sasl_failed("unsupported mechanism");
             return;
         };
+        self.serve_penalty().await;
         // Channel binding data is given whenever TLS 1.3 is up, also to plain SCRAM, so a client that
         // says "y" (binding supported but not offered) is caught as a downgrade (RFC 5802 §6).
         let binding = self

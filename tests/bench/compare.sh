@@ -1,0 +1,422 @@
+#!/usr/bin/env bash
+# Poppet against Dovecot on the same machine, the same generated maildirs and the same password
+# scheme, alternating A B A B (Poppet, then Dovecot, in every round), with ratios Poppet/Dovecot.
+#
+# Usage:
+#   tests/bench/compare.sh [--smoke] [--rounds N] [--duration SECONDS] [--out DIR]
+#                          [--conns "100 1000 10000"] [--no-dovecot] [--keep]
+#
+#   --smoke       seconds, tiny sizes, one round; skips Dovecot (printing SKIP) when it cannot be
+#                 installed; fails on any protocol error. This is what CI runs so the benchmark
+#                 never rots. No timing is checked.
+#   --rounds N    rounds of A B (default 3); ratios are reported as min/median/max over rounds.
+#   --duration S  seconds per session-rate / RETR measurement (default 5).
+#   --out DIR     where results.jsonl, summary.json and summary.md go (default: a new temp dir).
+#   --conns LIST  idle-connection counts for the memory workload (default "100 1000 10000").
+#   --no-dovecot  measure Poppet alone.
+#   --keep        keep the work directory (maildirs, configs, logs) for inspection.
+#
+# Needs: cargo, python3, and for the comparison root (to apt-get install dovecot-pop3d once and to
+# run Dovecot, whose mail processes run as uid/gid 65534 here). The work directory lives under
+# ${TMPDIR:-/tmp}; the full run writes about 1.6 GB of maildirs (two copies) there.
+#
+# Workloads (issue 9):
+#   (a) sessions: connect, USER/PASS, STAT, LIST, UIDL, QUIT at concurrency 1, 16, 64, 256, with
+#       SHA512-CRYPT hashes on both sides, and once at 64 with {PLAIN} (the server, not the hash);
+#   (b) RETR of a 5 MiB and a 50 MiB message, and 1,000 small messages pipelined, plus the
+#       loopback ceiling: the same file sent by a plain read/write copy to a socket;
+#   (c) open latency (PASS sent to STAT answered) on 1k, 10k and 100k-message maildirs: first
+#       session after deleting the server's caches and dropping the page cache (cold), then the
+#       second (warm);
+#   (d) RSS and PSS of all server processes per idle authenticated connection;
+#   (e) (a) and (b) over implicit TLS (the same certificate on both sides, full handshakes).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+
+SMOKE=0
+ROUNDS=3
+DURATION=5
+OUT=
+CONNS="100 1000 10000"
+DOVECOT=1
+KEEP=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --smoke) SMOKE=1 ;;
+        --rounds) ROUNDS=$2; shift ;;
+        --duration) DURATION=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        --conns) CONNS=$2; shift ;;
+        --no-dovecot) DOVECOT=0 ;;
+        --keep) KEEP=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+# Fixture sizes: full run, or seconds-long smoke run.
+SMALL=4096                         # bytes per small message
+if [ "$SMOKE" = 1 ]; then
+    ROUNDS=1; DURATION=0.5; CONNS="10 40"
+    SESSION_USERS=8; SESSION_MSGS=5; LEVELS="1 4"; PLAIN_LEVEL=4
+    BIG1=$((64 * 1024)); BIG2=$((1024 * 1024)); SMALL_COUNT=50; OPEN_SIZES="100 1000"
+else
+    SESSION_USERS=256; SESSION_MSGS=10; LEVELS="1 16 64 256"; PLAIN_LEVEL=64
+    BIG1=$((5 * 1024 * 1024)); BIG2=$((50 * 1024 * 1024)); SMALL_COUNT=1000
+    OPEN_SIZES="1000 10000 100000"
+fi
+MAX_CONNS=0
+for n in $CONNS; do [ "$n" -gt "$MAX_CONNS" ] && MAX_CONNS=$n; done
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v python3 >/dev/null || die "python3 is needed for the summary"
+
+# --- Build -----------------------------------------------------------------------------------
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+log "building Poppet and the load generator (release) in $CARGO_TARGET_DIR"
+cargo build --release -q -p poppet -p poppet-store-maildir -p poppet-auth-passwd -p poppet-loadgen
+BIN=$CARGO_TARGET_DIR/release
+LG=$BIN/poppet-loadgen
+
+# --- Limits: every connection is a descriptor on each side, and Dovecot a process or two -------
+want_fds=$((4 * MAX_CONNS + 4096))
+ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -ge $((2 * MAX_CONNS + 512)) ] \
+    || die "open-file limit $(ulimit -n) is too low for $MAX_CONNS connections (raise it, or run as root)"
+
+# --- Dovecot -----------------------------------------------------------------------------------
+dovecot_ok() { command -v dovecot >/dev/null && [ -x /usr/lib/dovecot/pop3 ]; }
+if [ "$DOVECOT" = 1 ] && ! dovecot_ok; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing dovecot-pop3d"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-pop3d >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 \
+                 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-pop3d >/dev/null 2>&1; } \
+            || true
+    fi
+fi
+if [ "$DOVECOT" = 1 ] && { ! dovecot_ok || [ "$(id -u)" != 0 ]; }; then
+    [ "$SMOKE" = 1 ] || die "Dovecot (dovecot-pop3d) is needed and could not be installed or run (needs root); --no-dovecot measures Poppet alone"
+    echo "SKIP: Dovecot comparison (dovecot-pop3d not installable here or not root); Poppet only"
+    DOVECOT=0
+fi
+SERVERS="poppet"
+[ "$DOVECOT" = 1 ] && SERVERS="poppet dovecot"
+
+# --- Work directory and fixture --------------------------------------------------------------
+W=$(mktemp -d "${TMPDIR:-/tmp}/poppet-bench.XXXXXX")
+chmod 755 "$W"
+[ -n "$OUT" ] || OUT=$W/results
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RESULTS=$OUT/results.jsonl
+: > "$RESULTS"
+PPID_=; DPID=
+cleanup() {
+    [ -n "$PPID_" ] && kill "$PPID_" 2>/dev/null && wait "$PPID_" 2>/dev/null
+    [ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+    if [ "$KEEP" = 1 ]; then echo "work directory kept: $W" >&2; else
+        case $OUT in "$W"/*) rm -rf "$W"/poppet "$W"/dovecot ;; *) rm -rf "$W" ;; esac
+    fi
+}
+trap cleanup EXIT
+
+# Mail of the Dovecot copy belongs to an unprivileged uid: Dovecot refuses to serve mail as root.
+MAIL_UID=65534; MAIL_GID=65534
+PASS=bench
+HASH=$(printf '%s\n' "$PASS" | "$BIN/poppet" pw -s SHA512-CRYPT)
+
+log "generating identical maildirs for both servers in $W"
+gen() { # gen NAME-PATTERN USERS COUNT SIZE
+    local dirs=()
+    for s in $SERVERS; do dirs+=(--dir "$W/$s/home/$1/Maildir"); done
+    "$LG" maildir "${dirs[@]}" --users "$2" --count "$3" --size "$4" >> "$W/gen.jsonl"
+}
+gen 'u{}' "$SESSION_USERS" "$SESSION_MSGS" "$SMALL"  # session-rate users
+gen 'i{}' "$MAX_CONNS" 1 "$SMALL"                     # idle-connection users
+gen b1 1 1 "$BIG1"                                    # 5 MiB message
+gen b2 1 1 "$BIG2"                                    # 50 MiB message
+gen r 1 "$SMALL_COUNT" "$SMALL"                        # small messages, pipelined RETR
+for n in $OPEN_SIZES; do gen "m$n" 1 "$n" "$SMALL"; done
+
+# One passwd-file per server (same hashes, homes in its own tree): u*/i*/b*/r/m* with
+# SHA512-CRYPT, and p0..p255 with {PLAIN} sharing the u* mailboxes.
+for s in $SERVERS; do
+    f=$W/$s/users
+    {
+        echo "# user:password:uid:gid:gecos:home:shell"
+        for ((k = 0; k < SESSION_USERS; k++)); do
+            echo "u$k:{SHA512-CRYPT}$HASH:$MAIL_UID:$MAIL_GID::$W/$s/home/u$k::"
+            echo "p$k:{PLAIN}$PASS:$MAIL_UID:$MAIL_GID::$W/$s/home/u$k::"
+        done
+        for ((k = 0; k < MAX_CONNS; k++)); do
+            echo "i$k:{SHA512-CRYPT}$HASH:$MAIL_UID:$MAIL_GID::$W/$s/home/i$k::"
+        done
+        for u in b1 b2 r $(for n in $OPEN_SIZES; do echo "m$n"; done); do
+            echo "$u:{SHA512-CRYPT}$HASH:$MAIL_UID:$MAIL_GID::$W/$s/home/$u::"
+        done
+    } > "$f"
+    chmod 644 "$f"
+done
+[ "$DOVECOT" = 1 ] && chown -R "$MAIL_UID:$MAIL_GID" "$W/dovecot/home"
+# Both copies must be byte-identical (file names and contents).
+if [ "$DOVECOT" = 1 ]; then
+    diff -rq "$W/poppet/home/r/Maildir/cur" "$W/dovecot/home/r/Maildir/cur" >/dev/null \
+        || die "fixtures differ"
+fi
+
+# --- Servers -----------------------------------------------------------------------------------
+wait_port() { # wait_port PORT: until something accepts on 127.0.0.1:PORT (bounded)
+    for _ in $(seq 1 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+PP=$("$LG" free-port); PPS=$("$LG" free-port)
+mkdir -p "$W/tls"
+cat > "$W/poppet.ron" <<RON
+(
+    listeners: [
+        (address: "127.0.0.1:$PP"),
+        (address: "127.0.0.1:$PPS", tls: implicit),
+    ],
+    tls: (cert: "$W/tls/cert.pem", key: "$W/tls/key.pem", generate_self_signed: true),
+    plugin_dir: "$BIN",
+    plugins: [
+        (library: "poppet_auth_passwd", kind: auth, name: "passwd", settings: (file: "$W/poppet/users")),
+        // The mailbox is <home>/Maildir from the passwd-file, as Dovecot's mail_location below.
+        (library: "poppet_store_maildir", kind: store, name: "maildir", settings: (mark_seen: false)),
+    ],
+    auth: "passwd",
+    store: "maildir",
+    limits: (
+        max_connections: $((MAX_CONNS + 1000)),
+        max_connections_per_ip: $((MAX_CONNS + 1000)),
+        max_connections_per_user: 1000,
+    ),
+    logging: (level: "warn"),
+)
+RON
+
+start_poppet() {
+    "$BIN/poppet" --config "$W/poppet.ron" > "$W/poppet.out" 2>> "$W/poppet.err" &
+    PPID_=$!
+    wait_port "$PP" || { cat "$W/poppet.err" >&2; die "Poppet did not start"; }
+}
+stop_poppet() {
+    [ -n "$PPID_" ] || return 0
+    kill "$PPID_" 2>/dev/null || true
+    wait "$PPID_" 2>/dev/null || true
+    PPID_=
+}
+
+DP=$("$LG" free-port); DPS=$("$LG" free-port)
+write_dovecot_conf() {
+    mkdir -p "$W/dovecot/run" "$W/dovecot/state" "$W/dovecot/log"
+    cat > "$W/dovecot.conf" <<CONF
+# Standalone Dovecot for the benchmark: loopback only, its own base and state directories, no
+# system service. Everything not set here is Debian's default (login processes in high-security
+# mode: one process per login, one mail process per session).
+base_dir = $W/dovecot/run
+state_dir = $W/dovecot/state
+instance_name = poppet-bench
+log_path = $W/dovecot/log/dovecot.log
+protocols = pop3
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <$W/tls/cert.pem
+ssl_key = <$W/tls/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain
+login_trusted_networks = 127.0.0.0/8
+mail_location = maildir:~/Maildir
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT $W/dovecot/users
+}
+userdb {
+  driver = passwd-file
+  args = $W/dovecot/users
+}
+# Comparable work: Poppet locks a maildrop for the session and does not set \\Seen (mark_seen:
+# false above); Dovecot is told to do the same.
+pop3_lock_session = yes
+pop3_no_flag_updates = yes
+protocol pop3 {
+  mail_max_userip_connections = 1000
+}
+# Room for the benchmark's concurrency and idle connections.
+default_process_limit = $((MAX_CONNS + 1000))
+default_client_limit = $((2 * MAX_CONNS + 2000))
+service anvil {
+  client_limit = $((3 * MAX_CONNS + 3000))
+}
+service auth {
+  client_limit = $((3 * MAX_CONNS + 3000))
+}
+service stats {
+  client_limit = $((3 * MAX_CONNS + 3000))
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $DP
+  }
+  inet_listener pop3s {
+    address = 127.0.0.1
+    port = $DPS
+    ssl = yes
+  }
+}
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+CONF
+}
+start_dovecot() {
+    dovecot -F -c "$W/dovecot.conf" >> "$W/dovecot/log/stdout" 2>&1 &
+    DPID=$!
+    wait_port "$DP" || { tail -20 "$W/dovecot/log/dovecot.log" >&2; die "Dovecot did not start"; }
+}
+stop_dovecot() {
+    [ -n "$DPID" ] || return 0
+    kill "$DPID" 2>/dev/null || true
+    wait "$DPID" 2>/dev/null || true
+    DPID=
+}
+
+start_poppet   # first, so it generates the self-signed certificate both servers use
+for _ in $(seq 1 100); do [ -s "$W/tls/key.pem" ] && break; sleep 0.1; done
+if [ "$DOVECOT" = 1 ]; then
+    write_dovecot_conf
+    start_dovecot
+fi
+
+pid_of() { if [ "$1" = poppet ]; then echo "$PPID_"; else echo "$DPID"; fi; }
+port_of() { # port_of SERVER [tls]
+    case $1/${2:-} in
+        poppet/) echo "$PP" ;; poppet/tls) echo "$PPS" ;;
+        dovecot/) echo "$DP" ;; dovecot/tls) echo "$DPS" ;;
+    esac
+}
+
+# run SERVER ROUND WORKLOAD [tls] -- loadgen MODE ARGS...: one measurement, tagged and appended.
+run() {
+    local server=$1 round=$2 workload=$3 tls=
+    shift 3
+    if [ "$1" = tls ]; then tls=tls; shift; fi
+    [ "$1" = -- ] && shift
+    local mode=$1
+    shift
+    local tlsargs=()
+    [ -n "$tls" ] && tlsargs=(--tls --ca "$W/tls/cert.pem")
+    local line
+    line=$("$LG" "$mode" --addr "127.0.0.1:$(port_of "$server" "$tls")" "${tlsargs[@]}" \
+        --server-pid "$(pid_of "$server")" --password "$PASS" \
+        --label "$server/$round/$workload" "$@") \
+        || die "$server $workload: load generator failed"
+    while IFS= read -r l; do
+        printf '%s\n' "$l" | python3 -c '
+import json, sys
+v = json.loads(sys.stdin.read())
+server, rnd, workload = v["label"].split("/")
+if v.get("mode") == "open":
+    workload += "_cold" if v["session"] == 1 else "_warm"
+v.update(server=server, round=int(rnd), workload=workload)
+print(json.dumps(v))' >> "$RESULTS"
+        printf '%s\n' "$l" | python3 -c '
+import json, sys
+v = json.loads(sys.stdin.read())
+keys = ["sessions_per_s", "mib_per_s", "messages_per_s", "open_ms", "pss_per_conn_kib",
+        "rss_per_conn_kib", "errors", "server_cpu_per_unit_ms", "loadgen_cpu_pct", "first_error"]
+print("   ", v["label"], " ".join(f"{k}={v[k]}" for k in keys if k in v))' >&2
+    done <<< "$line"
+}
+
+# Waits until the server's process tree is back to N processes (Dovecot's mail processes exit
+# after their clients leave), bounded.
+settle() { # settle SERVER
+    local pid; pid=$(pid_of "$1")
+    for _ in $(seq 1 600); do
+        [ "$(pgrep -c -P "$pid" || true)" -le "${BASE_CHILDREN[$1]:-0}" ] && return 0
+        sleep 0.1
+    done
+}
+declare -A BASE_CHILDREN
+for s in $SERVERS; do BASE_CHILDREN[$s]=$(pgrep -c -P "$(pid_of "$s")" || true); done
+
+# Clears a server's caches for the open-latency maildir and the page cache, so the next session
+# is cold. Poppet keeps sizes in `poppet-sizes`, Dovecot in its index and uidlist files.
+make_cold() { # make_cold SERVER USER
+    local d=$W/$1/home/$2/Maildir
+    rm -f "$d"/poppet-sizes "$d"/dovecot.index* "$d"/dovecot-uidlist "$d"/dovecot.list.index* \
+        "$d"/dovecot-keywords
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then echo 3 > /proc/sys/vm/drop_caches || true; fi
+}
+DROPS=no; [ -w /proc/sys/vm/drop_caches ] && DROPS=yes
+
+# --- The rounds --------------------------------------------------------------------------------
+log "rounds: $ROUNDS, duration ${DURATION}s, servers: $SERVERS"
+for round in $(seq 1 "$ROUNDS"); do
+    log "round $round: (b) loopback ceiling"
+    for m in b1 b2; do
+        "$LG" ceiling --file "$(ls "$W/poppet/home/$m/Maildir/cur/"*)" --duration "$DURATION" \
+            --label "ceiling/$round/retr_$m" | python3 -c '
+import json, sys
+v = json.loads(sys.stdin.read()); v.update(server="ceiling", round=int(sys.argv[1]), workload=sys.argv[2])
+print(json.dumps(v))' "$round" "retr_$m" >> "$RESULTS"
+    done
+    for s in $SERVERS; do
+        log "round $round, $s: (a) session rate"
+        for c in $LEVELS; do
+            run "$s" "$round" "session_c$c" -- session --concurrency "$c" --users "$SESSION_USERS" \
+                --user-pattern 'u{}' --duration "$DURATION"
+        done
+        run "$s" "$round" "session_plain_c$PLAIN_LEVEL" -- session --concurrency "$PLAIN_LEVEL" \
+            --users "$SESSION_USERS" --user-pattern 'p{}' --duration "$DURATION"
+        log "round $round, $s: (b) RETR"
+        run "$s" "$round" retr_b1 -- retr --user b1 --msg 1 --duration "$DURATION"
+        run "$s" "$round" retr_b2 -- retr --user b2 --msg 1 --duration "$DURATION"
+        run "$s" "$round" retr_small -- retr --user r --all --duration "$DURATION"
+        log "round $round, $s: (e) TLS"
+        for c in $LEVELS; do
+            run "$s" "$round" "tls_session_c$c" tls -- session --concurrency "$c" \
+                --users "$SESSION_USERS" --user-pattern 'u{}' --duration "$DURATION"
+        done
+        run "$s" "$round" tls_retr_b1 tls -- retr --user b1 --msg 1 --duration "$DURATION"
+        run "$s" "$round" tls_retr_b2 tls -- retr --user b2 --msg 1 --duration "$DURATION"
+        run "$s" "$round" tls_retr_small tls -- retr --user r --all --duration "$DURATION"
+        log "round $round, $s: (c) open latency (page cache dropped: $DROPS)"
+        for n in $OPEN_SIZES; do
+            make_cold "$s" "m$n"
+            run "$s" "$round" "open_m$n" -- open --user "m$n" --sessions 2
+        done
+        log "round $round, $s: (d) idle connections"
+        for n in $CONNS; do
+            settle "$s"
+            run "$s" "$round" "idle_$n" -- idle --connections "$n" --user-pattern 'i{}' \
+                --threads 16 --settle 2
+        done
+        settle "$s"
+    done
+done
+
+# --- Summary ---------------------------------------------------------------------------------
+MACHINE="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo)"
+DOVECOT_VERSION=$( [ "$DOVECOT" = 1 ] && dovecot --version 2>/dev/null | cut -d' ' -f1 || echo none)
+python3 "$ROOT/tests/bench/summarize.py" "$RESULTS" "$OUT" "$MACHINE" "$DOVECOT_VERSION" \
+    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" "$SMOKE"
+echo "results: $RESULTS, $OUT/summary.json, $OUT/summary.md"

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Summarizes compare.sh's results.jsonl: medians per server and workload, ratios Poppet/Dovecot
+(min/median/max over rounds), and the issue-9 targets. Writes summary.json and summary.md into the
+output directory and prints the markdown table.
+
+Usage: summarize.py RESULTS.jsonl OUTDIR MACHINE DOVECOT_VERSION COMMIT SMOKE(0|1)
+In smoke mode it exits non-zero when any measurement had errors or measured nothing.
+"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+results_path, out_dir, machine, dovecot_version, commit, smoke = sys.argv[1:7]
+smoke = smoke == "1"
+rows = [json.loads(l) for l in open(results_path) if l.strip()]
+
+# workload -> (metric, unit, higher_is_better)
+def metric_of(w):
+    if w.startswith("session") or w.startswith("tls_session"):
+        return "sessions_per_s", "sessions/s", True
+    if w.endswith("retr_small"):
+        return "messages_per_s", "messages/s", True
+    if "retr_" in w:
+        return "mib_per_s", "MiB/s", True
+    if w.startswith("open_"):
+        return "open_ms", "ms", False
+    if w.startswith("idle_"):
+        return "pss_per_conn_kib", "KiB PSS/conn", False
+    return None, None, True
+
+
+def target_of(w):
+    """(description, check(ratio, poppet_median, ceiling_median) -> bool) or None."""
+    if w == "session_c64":
+        return ">= 10x", lambda r, p, c: r >= 10
+    if w in ("retr_b1", "retr_b2"):
+        return ">= 4x and >= 1/2 ceiling", lambda r, p, c: r >= 4 and (c is None or p >= c / 2)
+    if w == "retr_small":
+        return ">= 4x", lambda r, p, c: r >= 4
+    if w.startswith("open_m100000_warm"):
+        return "<= 1/3", lambda r, p, c: r <= 1 / 3
+    if w.startswith("open_m100000_cold"):
+        return "<= 1x", lambda r, p, c: r <= 1
+    if w.startswith("idle_"):
+        return "<= 1/20", lambda r, p, c: r <= 1 / 20
+    return None
+
+
+by = defaultdict(lambda: defaultdict(dict))  # workload -> server -> round -> row
+for r in rows:
+    by[r["workload"]][r["server"]][r["round"]] = r
+
+failures = []
+for r in rows:
+    if r.get("errors", 0) or ("sessions" in r and r["sessions"] == 0) or (
+        "bytes" in r and r["bytes"] == 0
+    ):
+        failures.append(f'{r["server"]} {r["workload"]} round {r["round"]}: '
+                        f'errors={r.get("errors")} {r.get("first_error", "")}')
+
+
+def order(w):
+    groups = ["session_c", "session_plain", "retr_", "tls_session", "tls_retr", "open_", "idle_"]
+    g = next((i for i, p in enumerate(groups) if w.startswith(p)), 99)
+    num = "".join(ch for ch in w if ch.isdigit())
+    return (g, int(num) if num else 0, w)
+
+
+summary = {"machine": machine, "dovecot": dovecot_version, "commit": commit, "workloads": {}}
+lines = [
+    "| workload | unit | Poppet | Dovecot | Poppet/Dovecot min / median / max | target | met | "
+    "server CPU ms/unit P / D | loadgen CPU % |",
+    "|---|---|---:|---:|---|---|---|---|---:|",
+]
+for w in sorted(by, key=order):
+    if w.startswith("retr_") and "ceiling" in by[w] and len(by[w]) == 1:
+        continue
+    metric, unit, higher = metric_of(w)
+    if metric is None:
+        continue
+    per_server = by[w]
+    med = {}
+    cpu = {}
+    for s, rounds in per_server.items():
+        vals = [r[metric] for r in rounds.values() if r.get(metric) is not None]
+        if vals:
+            med[s] = statistics.median(vals)
+        cpus = [r["server_cpu_per_unit_ms"] for r in rounds.values() if "server_cpu_per_unit_ms" in r]
+        if cpus:
+            cpu[s] = statistics.median(cpus)
+    ratios = []
+    if "poppet" in per_server and "dovecot" in per_server:
+        for rnd, pr in per_server["poppet"].items():
+            dr = per_server["dovecot"].get(rnd)
+            if dr and dr.get(metric) and pr.get(metric) is not None:
+                ratios.append(pr[metric] / dr[metric])
+    ceiling = med.get("ceiling")
+    if ceiling is None and w.startswith("tls_retr_b"):
+        ceiling = statistics.median(
+            [r["mib_per_s"] for r in by.get(w[4:], {}).get("ceiling", {}).values()] or [0]
+        ) or None
+    t = target_of(w)
+    entry = {"metric": metric, "unit": unit, "higher_is_better": higher, "median": med,
+             "server_cpu_per_unit_ms": cpu}
+    rtext = "-"
+    met = "-"
+    if ratios:
+        rmin, rmed, rmax = min(ratios), statistics.median(ratios), max(ratios)
+        entry["ratio"] = {"min": rmin, "median": rmed, "max": rmax, "rounds": len(ratios)}
+        rtext = f"{rmin:.3g} / **{rmed:.3g}** / {rmax:.3g}"
+        if t:
+            ok = t[1](rmed, med.get("poppet", 0), ceiling)
+            met = "yes" if ok else "**no**"
+            entry["target"] = {"want": t[0], "met": ok}
+    if ceiling and "poppet" in med:
+        entry["poppet_over_ceiling"] = med["poppet"] / ceiling
+    loadgen = [r["loadgen_cpu_pct"] for s in ("poppet", "dovecot") for r in per_server.get(s, {}).values()
+               if "loadgen_cpu_pct" in r]
+    summary["workloads"][w] = entry
+    fmt = lambda x: "-" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
+    name = w
+    if ceiling and "poppet" in med:
+        name += f" (ceiling {ceiling:.0f} MiB/s; Poppet {100 * med['poppet'] / ceiling:.0f}% of it)"
+    lines.append(
+        f"| {name} | {unit} | {fmt(med.get('poppet'))} | {fmt(med.get('dovecot'))} | {rtext} | "
+        f"{t[0] if t else ''} | {met} | {fmt(cpu.get('poppet'))} / {fmt(cpu.get('dovecot'))} | "
+        f"{fmt(max(loadgen)) if loadgen else '-'} |"
+    )
+
+header = (f"Machine: {machine}. Dovecot {dovecot_version}. Poppet commit {commit}. "
+          f"Rounds: {max((r['round'] for r in rows), default=0)}. Medians over rounds; "
+          "ratio = Poppet/Dovecot per round (min / median / max). loadgen CPU % is the "
+          "generator's own CPU (100 = one core), highest over the runs.")
+md = header + "\n\n" + "\n".join(lines) + "\n"
+if failures:
+    md += "\nErrors:\n" + "\n".join(f"- {f}" for f in failures) + "\n"
+summary["failures"] = failures
+with open(f"{out_dir}/summary.json", "w") as f:
+    json.dump(summary, f, indent=1)
+with open(f"{out_dir}/summary.md", "w") as f:
+    f.write(md)
+print(md)
+if smoke and failures:
+    print("smoke run FAILED: some measurement had errors", file=sys.stderr)
+    sys.exit(1)
