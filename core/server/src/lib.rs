@@ -10,6 +10,7 @@ pub mod config;
 pub mod penalty;
 pub mod plugins;
 pub mod privilege;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod shared;

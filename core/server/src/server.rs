@@ -5,7 +5,7 @@
 //! (idle ones at once), waits up to `shutdown_grace` for busy ones, and then drops whatever is left:
 //! a dropped session commits nothing.
 
-use crate::config::{PlaintextAuth, TlsMode};
+use crate::config::{Listener, PlaintextAuth, TlsMode};
 use crate::session::{self, Connection};
 use crate::shared::Shared;
 use crate::stream::Stream;
@@ -249,69 +249,147 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, key: ListenerKey
         else {
             continue;
         };
-        let limits = &shared.config.limits;
         let id = ids.fetch_add(1, Ordering::Relaxed);
-        let slot = match slots.take(
-            peer.ip(),
-            limits.max_connections,
-            limits.max_connections_per_ip,
-        ) {
-            Ok(s) => s,
-            Err(refusal) => {
-                let (why, line) = match refusal {
-                    Refusal::Total => (
-                        "server connection limit",
-                        "-ERR [SYS/TEMP] too many connections, try again later\r\n",
-                    ),
-                    Refusal::PerIp => (
-                        "per-address connection limit",
-                        "-ERR [SYS/TEMP] too many connections from your address\r\n",
-                    ),
-                };
-                log::warn!("session {id}: refused rip={}: {why} reached", peer.ip());
-                ex.spawn(refuse(stream, line)).detach();
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let local = stream
-            .local_addr()
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-        let refuses_plaintext = match listener_config.plaintext_auth {
-            PlaintextAuth::Never => true,
-            PlaintextAuth::Loopback => !is_loopback(peer.ip()),
-            PlaintextAuth::Always => false,
-        };
-        let conn = Connection {
+        let conn = Accepted {
             id,
+            stream,
             peer,
-            local,
-            tls: None,
-            stls_offered: listener_config.tls == TlsMode::Starttls && shared.tls.is_some(),
-            plaintext_refused_without_tls: refuses_plaintext,
+            listener: listener_config,
+            shared,
         };
-        log::debug!("session {id}: connected rip={} lip={local}", peer.ip());
-        let shutdown = shutdown.clone();
-        let alive = alive.clone();
-        let implicit_tls = listener_config.tls == TlsMode::Implicit;
+        let (slots, shutdown, alive) = (Arc::clone(&slots), shutdown.clone(), alive.clone());
         ex.spawn(async move {
-            let mut stream = Stream::Plain(stream);
-            let mut conn = conn;
-            if implicit_tls {
-                match implicit_handshake(&mut stream, &shared).await {
-                    Ok(info) => conn.tls = Some(info),
-                    Err(e) => {
-                        log::info!("session {id}: TLS handshake failed rip={}: {e}", peer.ip());
-                        return;
-                    }
-                }
+            if let Some((stream, conn, slot)) = prepare(conn, &slots).await {
+                let shared = Arc::clone(&conn.shared);
+                session::run(stream, conn.info, &shared, shutdown).await;
+                drop(slot);
             }
-            session::run(stream, conn, &shared, shutdown).await;
-            drop(slot);
             drop(alive);
         })
         .detach();
     }
+}
+
+/// A connection just accepted, with the settings generation it belongs to.
+struct Accepted {
+    id: u64,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Listener,
+    shared: Arc<Shared>,
+}
+
+/// A connection ready for its session.
+struct Prepared {
+    info: Connection,
+    shared: Arc<Shared>,
+}
+
+/// Everything between accept and the greeting: the PROXY header (which says who the client really
+/// is), the connection caps (per real client), and the implicit-TLS handshake. `None` means the
+/// connection was refused or failed and is already logged.
+async fn prepare(c: Accepted, slots: &Arc<Slots>) -> Option<(Stream, Prepared, Slot)> {
+    let Accepted {
+        id,
+        mut stream,
+        peer: tcp_peer,
+        listener,
+        shared,
+    } = c;
+    let limits = &shared.config.limits;
+    let mut peer = tcp_peer;
+    let mut proxied_tls = false;
+    if let Some(trusted) = &listener.proxy_protocol {
+        if !trusted.iter().any(|n| n.contains(&tcp_peer.ip())) {
+            log::warn!(
+                "session {id}: refused {tcp_peer}: not a trusted PROXY protocol sender for {}",
+                listener.address
+            );
+            return None;
+        }
+        let header = future::or(
+            async { Some(crate::proxy::read_header(&mut stream).await) },
+            async {
+                Timer::after(limits.login_timeout).await;
+                None
+            },
+        )
+        .await;
+        match header {
+            Some(Ok(p)) => {
+                peer = p.client.unwrap_or(tcp_peer);
+                proxied_tls = p.tls;
+            }
+            Some(Err(e)) => {
+                log::warn!("session {id}: refused {tcp_peer}: {e}");
+                return None;
+            }
+            None => {
+                log::info!(
+                    "session {id}: no PROXY header from {tcp_peer} within the login timeout"
+                );
+                return None;
+            }
+        }
+    }
+    let slot = match slots.take(
+        peer.ip(),
+        limits.max_connections,
+        limits.max_connections_per_ip,
+    ) {
+        Ok(s) => s,
+        Err(refusal) => {
+            let (why, line) = match refusal {
+                Refusal::Total => (
+                    "server connection limit",
+                    "-ERR [SYS/TEMP] too many connections, try again later\r\n",
+                ),
+                Refusal::PerIp => (
+                    "per-address connection limit",
+                    "-ERR [SYS/TEMP] too many connections from your address\r\n",
+                ),
+            };
+            log::warn!("session {id}: refused rip={}: {why} reached", peer.ip());
+            refuse(stream, line).await;
+            return None;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let local = stream
+        .local_addr()
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let refuses_plaintext = match listener.plaintext_auth {
+        PlaintextAuth::Never => true,
+        PlaintextAuth::Loopback => !is_loopback(peer.ip()),
+        PlaintextAuth::Always => false,
+    };
+    let mut info = Connection {
+        id,
+        peer,
+        local,
+        tls: proxied_tls.then(TlsInfo::terminated_by_proxy),
+        stls_offered: listener.tls == TlsMode::Starttls && shared.tls.is_some() && !proxied_tls,
+        plaintext_refused_without_tls: refuses_plaintext,
+    };
+    if peer == tcp_peer {
+        log::debug!("session {id}: connected rip={} lip={local}", peer.ip());
+    } else {
+        log::debug!(
+            "session {id}: connected rip={} via proxy {tcp_peer} lip={local}",
+            peer.ip()
+        );
+    }
+    let mut stream = Stream::Plain(stream);
+    if listener.tls == TlsMode::Implicit && !proxied_tls {
+        match implicit_handshake(&mut stream, &shared).await {
+            Ok(tls) => info.tls = Some(tls),
+            Err(e) => {
+                log::info!("session {id}: TLS handshake failed rip={}: {e}", peer.ip());
+                return None;
+            }
+        }
+    }
+    Some((stream, Prepared { info, shared }, slot))
 }
 
 /// An IPv4-mapped IPv6 loopback (`::ffff:127.0.0.1`) counts as loopback too.

@@ -118,6 +118,15 @@ pub struct TlsInfo {
 }
 
 impl TlsInfo {
+    /// A connection whose TLS a proxy in front terminated (PROXY protocol v2 said so).
+    pub fn terminated_by_proxy() -> TlsInfo {
+        TlsInfo {
+            protocol: "proxy".to_owned(),
+            cipher: "terminated-by-proxy".to_owned(),
+            exporter: None,
+        }
+    }
+
     /// Reads the negotiated parameters from a finished handshake.
     pub fn from_connection(conn: &ServerConnection) -> TlsInfo {
         let protocol = conn

@@ -85,6 +85,10 @@ pub struct Listener {
     pub tls: TlsMode,
     /// Cleartext password policy.
     pub plaintext_auth: PlaintextAuth,
+    /// When set, the listener sits behind load balancers that speak the PROXY protocol (v1 or v2):
+    /// connections from these networks must start with a PROXY header, and connections from anywhere
+    /// else are refused. `None` (the default) means no PROXY protocol.
+    pub proxy_protocol: Option<Vec<ipnet::IpNet>>,
 }
 
 /// Certificate and key files (PEM).
@@ -288,12 +292,12 @@ impl Validator<'_> {
         parse_duration(&s).map_err(|e| self.error(v.at(self.text), format!("{key}: {e}")))
     }
 
-    fn network(&self, v: &Located<'_>) -> Result<ipnet::IpNet, ConfigError> {
-        let s: String = self.value(v, "trusted_networks")?;
+    fn network(&self, v: &Located<'_>, key: &str) -> Result<ipnet::IpNet, ConfigError> {
+        let s: String = self.value(v, key)?;
         s.parse::<ipnet::IpNet>()
             .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
             .map_err(|_| {
-                self.error(v.at(self.text), format!("trusted_networks: expected an address or CIDR network such as \"192.0.2.0/24\", found {s:?}"))
+                self.error(v.at(self.text), format!("{key}: expected an address or CIDR network such as \"192.0.2.0/24\", found {s:?}"))
             })
     }
 
@@ -316,10 +320,19 @@ impl Validator<'_> {
                 ));
             }
             let plaintext_auth = l.plaintext_auth.unwrap_or(PlaintextAuth::Loopback);
+            let proxy_protocol = match &l.proxy_protocol {
+                None => None,
+                Some(nets) => Some(
+                    nets.iter()
+                        .map(|n| self.network(n, "proxy_protocol"))
+                        .collect::<Result<_, _>>()?,
+                ),
+            };
             listeners.push(Listener {
                 address,
                 tls,
                 plaintext_auth,
+                proxy_protocol,
             });
         }
         if listeners.is_empty() {
@@ -425,7 +438,7 @@ impl Validator<'_> {
                 None => defaults.trusted_networks,
                 Some(nets) => nets
                     .iter()
-                    .map(|n| self.network(n))
+                    .map(|n| self.network(n, "trusted_networks"))
                     .collect::<Result<_, _>>()?,
             },
         };

@@ -91,6 +91,8 @@ pub(super) struct RawListener<'a> {
     pub tls: Option<super::TlsMode>,
     #[serde(default)]
     pub plaintext_auth: Option<super::PlaintextAuth>,
+    #[serde(default, borrow)]
+    pub proxy_protocol: Option<Vec<Located<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
