@@ -27,8 +27,8 @@ enum Command {
     Check,
     /// Print a password hash for a passwd-file, like `doveadm pw`.
     Pw {
-        /// Scheme: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT, ARGON2ID, SCRAM-SHA-256, SSHA256,
-        /// SSHA512, PLAIN.
+        /// Scheme: SHA512-CRYPT (default), SHA256-CRYPT, BLF-CRYPT, ARGON2ID, SCRAM-SHA-256, SSHA,
+        /// SSHA256, SSHA512, PLAIN.
         #[arg(short, long, default_value = "SHA512-CRYPT")]
         scheme: String,
         /// The password; read from standard input when absent (so it stays out of shell history).

@@ -16,6 +16,7 @@ const PACKAGES: &[&str] = &[
     "poppet-store-maildir",
     "poppet-store-mbox",
     "poppet-auth-passwd",
+    "poppet-auth-ldap",
     "poppet-test-faulty",
     "poppet-test-wrong-abi",
 ];

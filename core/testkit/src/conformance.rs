@@ -146,6 +146,26 @@ fn remaining_as_sent(fixture: &dyn StoreFixture, s: &Setup) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Compares stored messages with what is expected, printing only the start of any that differ.
+pub fn assert_same(got: &[Vec<u8>], want: &[Vec<u8>]) {
+    let short = |m: &[u8]| String::from_utf8_lossy(&m[..m.len().min(200)]).into_owned();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "message count: got {:?}",
+        got.iter().map(|m| short(m)).collect::<Vec<_>>()
+    );
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g == w,
+            "stored message {} differs:\n got {:?}\nwant {:?}",
+            i + 1,
+            short(g),
+            short(w)
+        );
+    }
+}
+
 /// LIST sizes equal RETR octets, STAT adds them up, and every body is its message.
 pub fn check_sizes_and_bodies(fixture: &dyn StoreFixture) {
     let messages = sample_messages();
@@ -161,7 +181,11 @@ pub fn check_sizes_and_bodies(fixture: &dyn StoreFixture) {
         assert!(list.contains(&format!("{n} {}\r\n", want.len())), "{list}");
         let (status, body) = c.multi(&format!("RETR {n}"));
         assert_eq!(status, format!("+OK {} octets", want.len()), "message {n}");
-        assert_eq!(body.len(), want.len(), "message {n}: RETR octets equal LIST size");
+        assert_eq!(
+            body.len(),
+            want.len(),
+            "message {n}: RETR octets equal LIST size"
+        );
         assert!(
             body == *want,
             "message {n} differs:\n got {:?}\nwant {:?}",
@@ -227,7 +251,11 @@ pub fn check_uidl_stable(fixture: &dyn StoreFixture) {
         .filter(|(i, _)| *i != 0 && *i != 2)
         .map(|(_, u)| u.clone())
         .collect();
-    assert_eq!(uidls(&mut c), kept, "stable across other messages' deletion");
+    assert_eq!(
+        uidls(&mut c),
+        kept,
+        "stable across other messages' deletion"
+    );
     assert!(c.cmd("QUIT").starts_with("+OK"));
 }
 
@@ -239,9 +267,15 @@ pub fn check_dele_quit(fixture: &dyn StoreFixture) {
     for n in [2, 5, 8] {
         assert!(c.cmd(&format!("DELE {n}")).starts_with("+OK"));
     }
-    assert!(c.cmd("RETR 2").starts_with("-ERR"), "a deleted message is refused");
+    assert!(
+        c.cmd("RETR 2").starts_with("-ERR"),
+        "a deleted message is refused"
+    );
     assert!(c.cmd("DELE 2").starts_with("-ERR"));
-    assert!(c.cmd("STAT").starts_with(&format!("+OK {} ", messages.len() - 3)));
+    assert!(
+        c.cmd("STAT")
+            .starts_with(&format!("+OK {} ", messages.len() - 3))
+    );
     assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (3 messages deleted)");
     let want: Vec<Vec<u8>> = messages
         .iter()
@@ -249,7 +283,7 @@ pub fn check_dele_quit(fixture: &dyn StoreFixture) {
         .filter(|(i, _)| ![1, 4, 7].contains(i))
         .map(|(_, m)| as_sent(m))
         .collect();
-    assert_eq!(remaining_as_sent(fixture, &s), want);
+    assert_same(&remaining_as_sent(fixture, &s), &want);
 }
 
 /// DELE then a dropped connection removes nothing, and releases the mailbox.
@@ -267,9 +301,12 @@ pub fn check_dropped_connection(fixture: &dyn StoreFixture) {
         s.server.log()
     );
     let want: Vec<Vec<u8>> = messages.iter().map(|m| as_sent(m)).collect();
-    assert_eq!(remaining_as_sent(fixture, &s), want);
+    assert_same(&remaining_as_sent(fixture, &s), &want);
     let mut c = s.login();
-    assert!(c.cmd("STAT").starts_with(&format!("+OK {} ", messages.len())));
+    assert!(
+        c.cmd("STAT")
+            .starts_with(&format!("+OK {} ", messages.len()))
+    );
     assert!(c.cmd("QUIT").starts_with("+OK"));
 }
 
@@ -280,7 +317,10 @@ pub fn check_rset(fixture: &dyn StoreFixture) {
     let mut c = s.login();
     assert!(c.cmd("DELE 1").starts_with("+OK"));
     assert!(c.cmd("RSET").starts_with("+OK"));
-    assert!(c.cmd("STAT").starts_with(&format!("+OK {} ", messages.len())));
+    assert!(
+        c.cmd("STAT")
+            .starts_with(&format!("+OK {} ", messages.len()))
+    );
     assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (0 messages deleted)");
     assert_eq!(remaining_as_sent(fixture, &s).len(), messages.len());
 }
@@ -294,11 +334,22 @@ pub fn check_in_use(fixture: &dyn StoreFixture) {
     assert!(second.cmd(&format!("USER {USER}")).starts_with("+OK"));
     let r = second.cmd(&format!("PASS {PASSWORD}"));
     assert!(r.starts_with("-ERR [IN-USE]"), "{r}");
-    assert!(first.cmd("STAT").starts_with(&format!("+OK {} ", messages.len())));
+    assert!(
+        first
+            .cmd("STAT")
+            .starts_with(&format!("+OK {} ", messages.len()))
+    );
     assert!(first.cmd("DELE 1").starts_with("+OK"));
-    assert_eq!(first.cmd("QUIT"), "+OK Poppet signing off (1 messages deleted)");
+    assert_eq!(
+        first.cmd("QUIT"),
+        "+OK Poppet signing off (1 messages deleted)"
+    );
     second.login(USER, PASSWORD);
-    assert!(second.cmd("STAT").starts_with(&format!("+OK {} ", messages.len() - 1)));
+    assert!(
+        second
+            .cmd("STAT")
+            .starts_with(&format!("+OK {} ", messages.len() - 1))
+    );
     assert!(second.cmd("QUIT").starts_with("+OK"));
 }
 
@@ -311,25 +362,34 @@ pub fn check_delivery_during_session(fixture: &dyn StoreFixture) {
     let late = b"From: late@example.org\nSubject: late\n\nFrom the middle of a session\n".to_vec();
     fixture.deliver(&s.mail, USER, &late);
     assert!(
-        c.cmd("STAT").starts_with(&format!("+OK {} ", messages.len())),
+        c.cmd("STAT")
+            .starts_with(&format!("+OK {} ", messages.len())),
         "the snapshot does not change"
     );
-    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    // Message 2 has no identical twin (deleting one of twins may pin the other's UIDL in it).
+    assert!(c.cmd("DELE 2").starts_with("+OK"));
     assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (1 messages deleted)");
-    let mut want: Vec<Vec<u8>> = messages[1..].iter().map(|m| as_sent(m)).collect();
+    let mut want: Vec<Vec<u8>> = messages.iter().map(|m| as_sent(m)).collect();
+    want.remove(1);
     want.push(as_sent(&late));
-    assert_eq!(remaining_as_sent(fixture, &s), want);
+    assert_same(&remaining_as_sent(fixture, &s), &want);
     let mut c = s.login();
-    assert!(c.cmd("STAT").starts_with(&format!("+OK {} ", messages.len())));
+    assert!(
+        c.cmd("STAT")
+            .starts_with(&format!("+OK {} ", messages.len()))
+    );
     let n = messages.len();
     let (_, body) = c.multi(&format!("RETR {n}"));
     assert_eq!(body, as_sent(&late));
     assert!(c.cmd("QUIT").starts_with("+OK"));
 }
 
+/// One check of the suite.
+pub type Check = fn(&dyn StoreFixture);
+
 /// Every check, by name, for a test file that wants one `#[test]` each (see
 /// `tests/tests/store_conformance.rs`).
-pub const CHECKS: &[(&str, fn(&dyn StoreFixture))] = &[
+pub const CHECKS: &[(&str, Check)] = &[
     ("sizes_and_bodies", check_sizes_and_bodies),
     ("top", check_top),
     ("uidl_stable", check_uidl_stable),

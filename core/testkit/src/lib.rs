@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
-pub mod conformance;
 mod artifacts;
 mod client;
+pub mod conformance;
 mod server;
 
 pub use artifacts::{Artifacts, artifacts, workspace_root};
