@@ -40,7 +40,10 @@ impl StoreFixture for Maildir {
     fn deliver(&self, mail: &Path, user: &str, message: &[u8]) {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = maildir(mail, user);
-        let name = format!("{}.M1P1.late", 1_900_000_000 + N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "{}.M1P1.late",
+            1_900_000_000 + N.fetch_add(1, Ordering::Relaxed)
+        );
         std::fs::write(dir.join("tmp").join(&name), message).unwrap();
         std::fs::rename(dir.join("tmp").join(&name), dir.join("new").join(&name)).unwrap();
     }
