@@ -7,6 +7,7 @@
 
 mod apop;
 pub mod config;
+pub mod metrics;
 pub mod penalty;
 pub mod plugins;
 pub mod privilege;

@@ -132,6 +132,16 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         poppet::server::announce(l.local_addr()?);
     }
     let state = Arc::new(LongLived::default());
+    let metrics = match config.metrics {
+        Some(addr) => {
+            let listener = smol::block_on(smol::net::TcpListener::bind(addr))
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            log::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
+    let counters = Arc::clone(&state.metrics);
     let shared = Arc::new(Shared::new(config, plugins, tls, Arc::clone(&state)));
     let loader: poppet::server::Loader = {
         let path = path.to_owned();
@@ -150,6 +160,10 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     .context("cannot install signal handlers")?;
     let ex = Arc::new(smol::Executor::new());
     ex.spawn(forward_signals(signals, control_tx)).detach();
+    if let Some(listener) = metrics {
+        ex.spawn(poppet::metrics::serve(listener, counters))
+            .detach();
+    }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
     let workers: Vec<_> = (1..threads)

@@ -250,6 +250,7 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, key: ListenerKey
             continue;
         };
         let id = ids.fetch_add(1, Ordering::Relaxed);
+        shared.metrics().connection();
         let conn = Accepted {
             id,
             stream,
@@ -350,6 +351,7 @@ async fn prepare(c: Accepted, slots: &Arc<Slots>) -> Option<(Stream, Prepared, S
                 ),
             };
             log::warn!("session {id}: refused rip={}: {why} reached", peer.ip());
+            shared.metrics().refused();
             refuse(stream, line).await;
             return None;
         }

@@ -31,6 +31,8 @@ pub struct Shared {
 /// What outlives a config reload: auth penalties and per-user session counts.
 #[derive(Debug, Default)]
 pub struct LongLived {
+    /// Counters for the metrics endpoint.
+    pub metrics: Arc<crate::metrics::Metrics>,
     penalties: Arc<crate::penalty::PenaltyTable>,
     users: Arc<Mutex<HashMap<String, u32>>>,
 }
@@ -87,6 +89,11 @@ impl Shared {
             hostname,
             extension_verbs,
         }
+    }
+
+    /// The metrics counters.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.state.metrics
     }
 
     /// Claims one of `user`'s `max_connections_per_user` session slots.

@@ -225,6 +225,10 @@ pub struct Config {
     pub log_level: String,
     /// Certificate and key, needed by any listener with TLS.
     pub tls: Option<TlsFiles>,
+    /// Where the Prometheus endpoint listens (`metrics: (address: "127.0.0.1:9110")`); loopback only,
+    /// because the counters are for the operator's scraper, not the world. Bound at start-up (a reload
+    /// does not move it). Default: no endpoint.
+    pub metrics: Option<SocketAddr>,
     /// The user to switch to after binding the listeners when started as root.
     pub user: Option<String>,
     /// The group to switch to (default: the user's primary group).
@@ -470,6 +474,25 @@ impl Validator<'_> {
             ));
         }
 
+        let metrics = match &raw.metrics {
+            None => None,
+            Some(m) => {
+                let text: String = self.value(&m.address, "metrics.address")?;
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    self.error(
+                        m.address.at(self.text),
+                        format!("metrics.address: expected \"ip:port\", found {text:?}"),
+                    )
+                })?;
+                if !addr.ip().is_loopback() {
+                    return Err(self.error(
+                        m.address.at(self.text),
+                        "metrics.address: must be a loopback address",
+                    ));
+                }
+                Some(addr)
+            }
+        };
         if let Some(g) = &raw.greeting {
             if g.chars().any(char::is_control) {
                 return Err(self.error(
@@ -495,6 +518,7 @@ impl Validator<'_> {
                 key: PathBuf::from(t.key),
                 generate_self_signed: t.generate_self_signed,
             }),
+            metrics,
             user: raw.user,
             group: raw.group,
         })

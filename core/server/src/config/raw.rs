@@ -60,10 +60,19 @@ pub(super) struct RawConfig<'a> {
     pub logging: RawLogging,
     #[serde(default)]
     pub tls: Option<RawTls>,
+    #[serde(default, borrow)]
+    pub metrics: Option<RawMetrics<'a>>,
     #[serde(default)]
     pub user: Option<String>,
     #[serde(default)]
     pub group: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics<'a> {
+    #[serde(borrow)]
+    pub address: Located<'a>,
 }
 
 #[derive(Debug, Deserialize)]

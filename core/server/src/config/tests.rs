@@ -155,3 +155,13 @@ fn zero_limits_and_multi_line_greetings_are_refused() {
     let e = parse(&GOOD.replace("limits:", "greeting: \"hi\\r\\n+OK fake\", limits:")).unwrap_err();
     assert!(e.message.contains("greeting"), "{e}");
 }
+
+#[test]
+fn metrics_listen_on_loopback_only() {
+    let c =
+        parse(&GOOD.replace("limits:", "metrics: (address: \"127.0.0.1:9110\"), limits:")).unwrap();
+    assert_eq!(c.metrics, Some("127.0.0.1:9110".parse().unwrap()));
+    let e = parse(&GOOD.replace("limits:", "metrics: (address: \"0.0.0.0:9110\"), limits:"))
+        .unwrap_err();
+    assert!(e.message.contains("loopback"), "{e}");
+}

@@ -107,7 +107,15 @@ impl Driver<'_> {
             tls: self.conn.tls.is_some(),
             verified: creds.verified,
         };
-        let accepted = match self.shared.plugins.auth.authenticate(&req).await {
+        let started = Instant::now();
+        let answer = self.shared.plugins.auth.authenticate(&req).await;
+        self.shared
+            .metrics()
+            .plugin_call("authenticate", started.elapsed(), answer.is_err());
+        if matches!(answer, Ok(AuthOutcome::TempFail(_)) | Err(_)) {
+            self.shared.metrics().login(creds.mechanism, "tempfail");
+        }
+        let accepted = match answer {
             Ok(AuthOutcome::Accept(a)) => a,
             Ok(AuthOutcome::Reject) => return self.failed(&creds.user, creds.mechanism).await,
             Ok(AuthOutcome::TempFail(reason)) => {
@@ -141,6 +149,7 @@ impl Driver<'_> {
             self.conn.id
         );
         self.shared.penalties.failed(ip, Instant::now());
+        self.shared.metrics().login(mechanism, "failed");
         self.auth_failures += 1;
         if self.auth_failures >= self.shared.config.limits.max_auth_failures {
             // The engine answers -ERR [AUTH]; the driver closes right after it.
@@ -162,22 +171,31 @@ impl Driver<'_> {
                 "session {}: too many sessions for user={user:?}",
                 self.conn.id
             );
+            self.shared.metrics().login(mechanism, "in-use");
             return LoginOutcome::InUse;
         };
         let open = OpenRequest {
             user: user.clone(),
             mailbox: accepted.mailbox.clone(),
         };
-        let maildrop = match self.shared.plugins.store.open(&open).await {
+        let started = Instant::now();
+        let opened = self.shared.plugins.store.open(&open).await;
+        let failed = opened.as_ref().is_err_and(|e| e.code != ErrorCode::LOCKED);
+        self.shared
+            .metrics()
+            .plugin_call("open", started.elapsed(), failed);
+        let maildrop = match opened {
             Ok(m) => m,
             Err(e) if e.code == ErrorCode::LOCKED => {
                 log::info!(
                     "session {}: mailbox of {user:?} is in use: {e}",
                     self.conn.id
                 );
+                self.shared.metrics().login(mechanism, "in-use");
                 return LoginOutcome::InUse;
             }
             Err(e) => {
+                self.shared.metrics().login(mechanism, "tempfail");
                 self.plugin_error("open", &e);
                 return if e.code == ErrorCode::PERMANENT {
                     LoginOutcome::PermFail("mailbox unavailable".into())
@@ -232,6 +250,7 @@ impl Driver<'_> {
             self.tls_text(),
             messages.len(),
         );
+        self.shared.metrics().login(mechanism, "ok");
         self.maildrop = Some(maildrop);
         self.user_slot = Some(slot);
         self.user = Some(user);

@@ -126,7 +126,13 @@ pub async fn run(
         auth_failures: 0,
         close_after_reply: false,
     };
+    shared.metrics().session(1);
     let ending = d.serve(shutdown).await;
+    let stats = d.session.stats();
+    shared
+        .metrics()
+        .session_totals(stats.commands, d.sent_octets, stats.deleted);
+    shared.metrics().session(-1);
     // Release the maildrop (and its lock) and the user's slot before the logout line, which tests and
     // operators read as "the session is over".
     drop(d.maildrop.take());

@@ -22,7 +22,12 @@ impl Driver<'_> {
             r.encode(&mut self.out);
             return Ok(());
         };
-        let mut body = match maildrop.retrieve(index).await {
+        let started = std::time::Instant::now();
+        let opened = maildrop.retrieve(index).await;
+        self.shared
+            .metrics()
+            .plugin_call("retrieve", started.elapsed(), opened.is_err());
+        let mut body = match opened {
             Ok(b) => b,
             Err(e) => {
                 self.plugin_error("retrieve", &e);
@@ -97,7 +102,13 @@ impl Driver<'_> {
         let Some(mut maildrop) = self.maildrop.take() else {
             return CommitOutcome::Committed { deleted: 0 };
         };
-        let outcome = match maildrop.commit(deleted).await {
+        let started = std::time::Instant::now();
+        let committed = maildrop.commit(deleted).await;
+        let failed = committed.as_ref().map_or(true, |r| r.failed > 0);
+        self.shared
+            .metrics()
+            .plugin_call("commit", started.elapsed(), failed);
+        let outcome = match committed {
             Ok(r) if r.failed == 0 => CommitOutcome::Committed {
                 deleted: r.deleted as usize,
             },
