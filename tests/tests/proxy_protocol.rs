@@ -150,3 +150,35 @@ fn untrusted_senders_and_missing_headers_are_refused() {
     );
     assert!(!d.server.log().contains("login user="));
 }
+
+/// The cleartext policy judged on a real non-loopback client address: the PROXY header says the
+/// client is 192.0.2.7 (TEST-NET-1; no packet goes there, it is only the header's claim), so the
+/// default `loopback` policy refuses USER/PASS until TLS, while a loopback client may.
+#[test]
+fn cleartext_is_refused_for_a_non_loopback_client() {
+    use std::io::{BufRead, BufReader, Write};
+    let d = demo_with_listeners(
+        r#"(address: "127.0.0.1:0", proxy_protocol: ["127.0.0.1/32"])"#,
+        "",
+    );
+    let talk = |header: &str| {
+        let mut s = std::net::TcpStream::connect(d.server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(header.as_bytes()).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with("+OK"), "{line}");
+        s.write_all(b"USER demo\r\n").unwrap();
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        line.trim_end().to_owned()
+    };
+    let external = talk("PROXY TCP4 192.0.2.7 127.0.0.1 40000 110\r\n");
+    assert_eq!(
+        external,
+        "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
+    );
+    let local = talk("PROXY TCP4 127.0.0.9 127.0.0.1 40001 110\r\n");
+    assert!(local.starts_with("+OK"), "{local}");
+}
