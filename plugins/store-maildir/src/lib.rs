@@ -20,6 +20,8 @@
 //!     skeleton: "/etc/poppet/skeleton",  // copied into a maildir that does not exist yet
 //!     lock_stale_after: "30m",
 //!     mark_seen: true,
+//!     uidl_source: "native",            // or "dovecot" / "courier": keep the old server's UIDLs
+//!     uidl_format: "%08Xu%08Xv",         // Dovecot's pop3_uidl_format, with "dovecot"
 //! )
 //! ```
 //!
@@ -27,10 +29,17 @@
 //! {m} computed, {k} from file names`; with `RUST_LOG=poppet_store_maildir=debug` an end-to-end
 //! test can check that a second open computed none. In Rust, [`MaildirDrop::stats`] says the same.
 //!
+//! Migration: with `uidl_source: "dovecot"` or `"courier"` the store serves the UIDLs the old
+//! server served, read (never written) from its `dovecot-uidlist` or `courierpop3dsizelist`, and
+//! uses its recorded sizes where they can be trusted. The `poppet-maildir` tool ([`tools`]) reports
+//! per mail tree how many UIDLs would change under a setting, and warms every maildir's sizes
+//! cache before the first login. The crate is also an rlib only so that tool shares this code.
+//!
 //! Unix only: it relies on file modes, inode numbers and byte file names.
 
 mod body;
 mod files;
+mod import;
 mod lock;
 mod maildrop;
 mod name;
@@ -39,11 +48,15 @@ mod settings;
 mod sizes;
 mod snapshot;
 mod store;
+pub mod tools;
 
 #[cfg(test)]
 mod tests;
 
 pub use body::CrlfReader;
+pub use import::{
+    COURIER_SIZELIST, DOVECOT_DEFAULT_FORMAT, DOVECOT_UIDLIST, Imported, UidlFormat, UidlSource,
+};
 pub use lock::LOCK_FILE;
 pub use maildrop::{Body, MaildirDrop};
 pub use settings::{RawSettings, Settings};

@@ -243,7 +243,8 @@ impl Recorder {
                 let stamp = file.metadata().map(|m| FileStamp::of(&m));
                 let stamp = stamp.map_err(|e| e.to_string())?;
                 let size = sizes::compute_from(&mut file).map_err(|e| e.to_string())?;
-                sizes::remember(&self.dir, &self.uidl, stamp, size).map_err(|e| e.to_string())?;
+                sizes::remember(&self.dir, &self.entry.key, stamp, size)
+                    .map_err(|e| e.to_string())?;
                 Ok(size)
             });
         match learnt {

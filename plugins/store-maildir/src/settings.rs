@@ -7,6 +7,7 @@
 //! The user name is the one input here that comes from a client. It is checked before any path is
 //! built, so no login name can make the template point outside the directory it was meant for.
 
+use crate::import::{DOVECOT_DEFAULT_FORMAT, UidlFormat, UidlSource};
 use poppet_sdk::config::parse_duration;
 use poppet_sdk::{ErrorCode, PluginError};
 use serde::Deserialize;
@@ -38,6 +39,16 @@ pub struct RawSettings {
     /// maildir `S` (seen) flag on commit. Default true,
     /// as Dovecot (`pop3_no_flag_updates = no`) and Courier do, so IMAP clients see it as read.
     pub mark_seen: Option<bool>,
+    /// Which UIDLs to serve: `"native"` (the file name's unique part, as qmail-pop3d and Courier
+    /// without a size list do), `"dovecot"` (what Dovecot served, from its `dovecot-uidlist` and
+    /// `uidl_format`) or `"courier"` (what Courier served, from its `courierpop3dsizelist`).
+    /// Default `"native"`: it needs no other server's files and is stable on its own. Messages
+    /// the old server's file does not list (mail that arrived after it last saw the mailbox) get
+    /// the native UIDL. The old server's files are only read, never written.
+    pub uidl_source: Option<String>,
+    /// Dovecot's `pop3_uidl_format` the old server used, for `uidl_source: "dovecot"`. Default
+    /// `"%08Xu%08Xv"`, Dovecot's own default.
+    pub uidl_format: Option<String>,
 }
 
 /// Validated settings.
@@ -51,6 +62,8 @@ pub struct Settings {
     pub lock_stale_after: Duration,
     /// See [`RawSettings::mark_seen`].
     pub mark_seen: bool,
+    /// See [`RawSettings::uidl_source`].
+    pub uidl_source: UidlSource,
 }
 
 impl Settings {
@@ -80,7 +93,9 @@ impl Settings {
         if lock_stale_after.is_zero() {
             return Err(config("lock_stale_after", "must be at least 1s"));
         }
+        let uidl_source = uidl_source(raw.uidl_source.as_deref(), raw.uidl_format.as_deref())?;
         Ok(Settings {
+            uidl_source,
             path: raw.path,
             skeleton: raw.skeleton.map(PathBuf::from),
             lock_stale_after,
@@ -173,6 +188,32 @@ pub fn expand(template: &str, user: &str) -> Result<PathBuf, String> {
         out.push_str(part);
     }
     Ok(PathBuf::from(out))
+}
+
+/// Validates `uidl_source` and `uidl_format` together.
+pub fn uidl_source(source: Option<&str>, format: Option<&str>) -> Result<UidlSource, PluginError> {
+    let source = match source.unwrap_or("native") {
+        "native" => UidlSource::Native,
+        "courier" => UidlSource::Courier,
+        "dovecot" => {
+            let text = format.unwrap_or(DOVECOT_DEFAULT_FORMAT);
+            let format = UidlFormat::parse(text).map_err(|e| config("uidl_format", &e))?;
+            UidlSource::Dovecot(format)
+        }
+        other => {
+            return Err(config(
+                "uidl_source",
+                &format!("{other:?} is not one of \"native\", \"dovecot\", \"courier\""),
+            ));
+        }
+    };
+    if format.is_some() && !matches!(source, UidlSource::Dovecot(_)) {
+        return Err(config(
+            "uidl_format",
+            "only applies to uidl_source: \"dovecot\"",
+        ));
+    }
+    Ok(source)
 }
 
 fn config(key: &str, message: &str) -> PluginError {

@@ -7,6 +7,7 @@
 //! maildrop is the one the session locked).
 
 use crate::files::{self, FileId};
+use crate::import::{self, UidlSource};
 use crate::name;
 use crate::sizes::{self, FileStamp, Loaded, SizeCache};
 use poppet_sdk::{MessageInfo, PluginError};
@@ -28,6 +29,8 @@ pub struct SizeStats {
     pub from_cache: usize,
     /// Sizes computed by reading the message.
     pub computed: usize,
+    /// Sizes recorded by the old server (`uidl_source`: Dovecot's `W`, Courier's size list).
+    pub from_imported: usize,
 }
 
 /// One message file in `cur/`.
@@ -37,6 +40,8 @@ pub struct Entry {
     pub name: OsString,
     /// The unique part of the name.
     pub base: Vec<u8>,
+    /// The native UIDL: the key of the sizes cache, whatever UIDL is served.
+    pub key: String,
     /// Length and mtime.
     pub stamp: FileStamp,
     /// Device, inode, length and mtime: how the message is found again after another reader
@@ -65,67 +70,133 @@ fn delivery_time(name: &[u8]) -> Option<i64> {
     std::str::from_utf8(&name[..digits]).ok()?.parse().ok()
 }
 
-/// Takes the snapshot of the (locked) maildir at `dir`.
-pub fn take(dir: &Path) -> Result<Snapshot, PluginError> {
+/// Sorts entries into delivery order, so message numbers are stable between sessions: the
+/// delivery time that the maildir spec puts at the start of every file name ("time.unique.host"),
+/// then mtime, then name. The name's time comes first because copies (backups, git checkouts,
+/// migrations) reset mtimes but keep names.
+pub fn sort_entries(entries: &mut [Entry]) {
+    entries.sort_by_cached_key(sort_key);
+}
+
+/// The key [`sort_entries`] sorts by.
+pub fn sort_key(e: &Entry) -> (i64, i64, i64, OsString) {
+    (
+        delivery_time(e.name.as_bytes()).unwrap_or(e.stamp.mtime_sec),
+        e.stamp.mtime_sec,
+        e.stamp.mtime_nsec,
+        e.name.clone(),
+    )
+}
+
+/// Gives every (sorted) entry its native UIDL, the sizes cache key: the unique part when RFC 1939
+/// allows it, and for a second file with the same unique part (the spec forbids it; copies make
+/// it happen) a hash of its full name.
+pub fn assign_keys(entries: &mut [Entry]) {
+    let mut keys = HashSet::new();
+    for entry in entries {
+        let mut key = name::uidl(&entry.base);
+        if !keys.insert(key.clone()) {
+            key = name::hex_sha256(entry.name.as_bytes());
+            keys.insert(key.clone());
+        }
+        entry.key = key;
+    }
+}
+
+/// The UIDL served for each (sorted, keyed) entry: the old server's when `imported` lists the
+/// message with a valid UIDL, else the native one; one that would repeat an earlier message's
+/// becomes a hash of the full file name, so UIDLs stay unique.
+pub fn served_uidls(dir: &Path, entries: &[Entry], imported: &import::ImportedList) -> Vec<String> {
+    let mut served = HashSet::new();
+    let mut uidls = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let uidl = match imported.get(&entry.base) {
+            Some(old) if import::valid_uidl(&old.uidl) => old.uidl.clone(),
+            Some(old) => {
+                log::warn!(
+                    "{}: the old UIDL {:?} of {} is not a valid POP3 UIDL; serving the native one",
+                    dir.display(),
+                    old.uidl,
+                    entry.key
+                );
+                entry.key.clone()
+            }
+            None => entry.key.clone(),
+        };
+        if served.insert(uidl.clone()) {
+            uidls.push(uidl);
+        } else {
+            let fallback = name::hex_sha256(entry.name.as_bytes());
+            served.insert(fallback.clone());
+            uidls.push(fallback);
+        }
+    }
+    uidls
+}
+
+/// Takes the snapshot of the (locked) maildir at `dir`, serving UIDLs from `source`.
+pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
     move_new(dir)?;
     let mut entries = scan_cur(dir)?;
-    // Delivery order, so message numbers are stable between sessions: the delivery time that the
-    // maildir spec puts at the start of every file name ("time.unique.host"), then mtime, then name.
-    // The name's time comes first because copies (backups, git checkouts, migrations) reset mtimes
-    // but keep names.
-    entries.sort_by_cached_key(|e| {
-        (
-            delivery_time(e.name.as_bytes()).unwrap_or(e.stamp.mtime_sec),
-            e.stamp.mtime_sec,
-            e.stamp.mtime_nsec,
-            e.name.clone(),
-        )
-    });
+    sort_entries(&mut entries);
+    assign_keys(&mut entries);
     let (cache, loaded) = SizeCache::load(dir);
     if let Loaded::Corrupt(why) = &loaded {
         log::warn!("{}: ignoring the size cache ({why})", dir.display());
     }
+    let imported = import::load(dir, source).unwrap_or_else(|e| {
+        log::warn!(
+            "{}: serving native UIDLs, the {} list is unusable: {e}",
+            dir.display(),
+            source.name()
+        );
+        import::ImportedList::new()
+    });
+    let uidls = served_uidls(dir, &entries, &imported);
     let mut snapshot = Snapshot::default();
-    let mut uidls = HashSet::new();
     let mut cached = Vec::new();
-    for entry in entries {
-        let mut uidl = name::uidl(&entry.base);
-        if !uidls.insert(uidl.clone()) {
-            // Two files share a unique part, which the spec forbids; the full name still differs.
-            uidl = name::hex_sha256(entry.name.as_bytes());
-            uidls.insert(uidl.clone());
-        }
-        // The cache comes first: it holds a size only when we computed it, and after a `W=` turned
-        // out wrong at read time (see `maildrop::Body`) it holds the true size, so that `W=` is
-        // never trusted again for this version of the file.
-        let size = match cache.get(&uidl, entry.stamp) {
-            Some(size) => {
-                snapshot.stats.from_cache += 1;
-                cached.push((uidl.clone(), entry.stamp, size));
-                size
-            }
-            None => match name::w_size(&entry.base) {
+    for (entry, uidl) in entries.into_iter().zip(uidls) {
+        let key = entry.key.clone();
+        let path = dir.join("cur").join(&entry.name);
+        let imported_size = imported.get(&entry.base).and_then(|i| i.size);
+        // The cache comes first: it holds a size only when we computed it (or checked an imported
+        // one), and after a `W=` turned out wrong at read time (see `maildrop::Body`) it holds the
+        // true size, so that `W=` is never trusted again for this version of the file.
+        let size = if let Some(size) = cache.get(&key, entry.stamp) {
+            snapshot.stats.from_cache += 1;
+            cached.push((key, entry.stamp, size));
+            size
+        } else if let Some(size) = imported_size
+            .filter(|&s| import::usable_size(s, &path, entry.stamp.len).unwrap_or(false))
+        {
+            snapshot.stats.from_imported += 1;
+            cached.push((key, entry.stamp, size));
+            size
+        } else {
+            match name::w_size(&entry.base) {
                 Some(w) if plausible_w(w, entry.stamp.len) => {
                     snapshot.stats.from_names += 1;
                     w
                 }
-                _ => match sizes::compute(&dir.join("cur").join(&entry.name)) {
+                _ => match sizes::compute(&path) {
                     Ok(size) => {
                         snapshot.stats.computed += 1;
-                        cached.push((uidl.clone(), entry.stamp, size));
+                        cached.push((key, entry.stamp, size));
                         size
                     }
                     // Expunged by another reader since we listed it: not part of this snapshot.
                     Err(e) if e.kind() == ErrorKind::NotFound => continue,
                     Err(e) => return Err(PluginError::io(format!("reading {uidl}"), &e)),
                 },
-            },
+            }
         };
         snapshot.messages.push(MessageInfo { size, uidl });
         snapshot.entries.push(entry);
     }
     // Rewrite only when the file would change: new sizes, dropped entries, or a bad file.
-    let changed = snapshot.stats.computed > 0 || cached.len() != cache.len();
+    let changed = snapshot.stats.computed > 0
+        || snapshot.stats.from_imported > 0
+        || cached.len() != cache.len();
     if changed || matches!(loaded, Loaded::Corrupt(_)) {
         let rows = cached.iter().map(|(k, s, n)| (k.as_str(), *s, *n));
         if let Err(e) = sizes::store(dir, rows) {
@@ -134,11 +205,13 @@ pub fn take(dir: &Path) -> Result<Snapshot, PluginError> {
     }
     // The e2e tests read this line (RUST_LOG=poppet_store_maildir=debug) to see the cache work.
     log::debug!(
-        "maildir {}: {} sizes from cache, {} computed, {} from file names",
+        "maildir {}: {} sizes from cache, {} computed, {} from file names, {} from the {} list",
         dir.display(),
         snapshot.stats.from_cache,
         snapshot.stats.computed,
-        snapshot.stats.from_names
+        snapshot.stats.from_names,
+        snapshot.stats.from_imported,
+        source.name()
     );
     Ok(snapshot)
 }
@@ -196,7 +269,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Lists the message files in `cur/` with their stamps.
-fn scan_cur(dir: &Path) -> Result<Vec<Entry>, PluginError> {
+pub fn scan_cur(dir: &Path) -> Result<Vec<Entry>, PluginError> {
     let cur = dir.join("cur");
     let mut entries = Vec::new();
     for name in list(&cur)? {
@@ -212,6 +285,7 @@ fn scan_cur(dir: &Path) -> Result<Vec<Entry>, PluginError> {
         entries.push(Entry {
             name,
             base,
+            key: String::new(),
             stamp,
             id,
         });

@@ -88,7 +88,7 @@ fn open_blocking(
     // Before the snapshot, which may read many messages on a first login.
     refresher.register(&lock);
     // On error the lock is dropped here, which releases it.
-    let snapshot = snapshot::take(&dir)?;
+    let snapshot = snapshot::take(&dir, &settings.uidl_source)?;
     Ok(MaildirDrop::new(dir, snapshot, lock, settings.mark_seen))
 }
 

@@ -1,6 +1,7 @@
 //! Tests through the store's Rust API, on temporary maildirs: what a POP3 session would see.
 
 mod cache;
+mod migration;
 mod paths;
 mod session;
 mod snapshot;
