@@ -33,7 +33,7 @@ print(json.dumps(out))
 #[test]
 fn python_poplib_reads_every_message_byte_exact() {
     if !have_tool("python3") {
-        eprintln!("SKIP: python3 is not installed");
+        poppet_testkit::skip("python3 is not installed");
         return;
     }
     let d = demo();
@@ -105,7 +105,7 @@ fn decode(v: &serde_json::Value) -> Vec<u8> {
 #[test]
 fn curl_lists_and_retrieves_messages() {
     if !have_tool("curl") {
-        eprintln!("SKIP: curl is not installed");
+        poppet_testkit::skip("curl is not installed");
         return;
     }
     let d = demo();

@@ -57,7 +57,7 @@ fn password_guessing_is_delayed_penalised_and_cut_off_but_other_addresses_are_no
         c.cmd("PASS wrong");
     }
     if !have_tool("python3") {
-        eprintln!("SKIP (partial): python3 is needed to connect from 127.0.0.2");
+        poppet_testkit::skip("partial: python3 is needed to connect from 127.0.0.2");
         return;
     }
     let script = r#"
@@ -225,7 +225,7 @@ fn started_as_root_it_drops_to_the_configured_user() {
         .map(|l| l.split_whitespace().nth(1).unwrap().to_owned())
         .unwrap();
     if uid != "0" {
-        eprintln!("SKIP: not running as root, cannot test dropping root");
+        poppet_testkit::skip("not running as root, cannot test dropping root");
         return;
     }
     let d = common::demo_with(r#"user: "nobody","#);

@@ -21,7 +21,7 @@ const SLAPADD: &str = "/usr/sbin/slapadd";
 fn have_slapd() -> bool {
     let ok = Path::new(SLAPD).exists() && Path::new(SLAPADD).exists();
     if !ok {
-        eprintln!("SKIP: slapd not installed");
+        poppet_testkit::skip("slapd not installed");
     }
     ok
 }
@@ -354,7 +354,7 @@ fn hash_mode_reads_and_verifies_the_stored_password() {
         .args(["-c", "import hashlib,sys; print(hashlib.md5((sys.argv[1]+sys.argv[2]).encode()).hexdigest())", &ts, "carol-secret"])
         .output()
     else {
-        eprintln!("SKIP (APOP part): python3 not found");
+        poppet_testkit::skip("APOP part: python3 not found");
         return;
     };
     let digest = String::from_utf8(out.stdout).unwrap().trim().to_owned();

@@ -353,7 +353,7 @@ fn apop_works_for_a_plaintext_equivalent_secret() {
         .args(["-c", "import hashlib,sys; print(hashlib.md5((sys.argv[1]+sys.argv[2]).encode()).hexdigest())", &ts, "plain-secret"])
         .output();
     let Ok(out) = out else {
-        eprintln!("SKIP: python3 not found");
+        poppet_testkit::skip("python3 not found");
         return;
     };
     let digest = String::from_utf8(out.stdout).unwrap().trim().to_owned();

@@ -228,7 +228,7 @@ fn delivery_under_load(
 #[test]
 fn delivery_while_sessions_dele_and_quit_loses_and_duplicates_nothing() {
     if !have_tool("python3") {
-        eprintln!("SKIP: python3 (the MDA-like writer) is not installed");
+        poppet_testkit::skip("python3 (the MDA-like writer) is not installed");
         return;
     }
     delivery_under_load("", 300, |m, f| paced_writer(m, f, "0.01"));
@@ -237,7 +237,7 @@ fn delivery_while_sessions_dele_and_quit_loses_and_duplicates_nothing() {
 #[test]
 fn the_same_with_the_delivery_locks_held_for_the_whole_session() {
     if !have_tool("python3") {
-        eprintln!("SKIP: python3 (the MDA-like writer) is not installed");
+        poppet_testkit::skip("python3 (the MDA-like writer) is not installed");
         return;
     }
     delivery_under_load("lock_session: true", 150, |m, f| paced_writer(m, f, "0.01"));
@@ -246,7 +246,7 @@ fn the_same_with_the_delivery_locks_held_for_the_whole_session() {
 #[test]
 fn delivery_by_procmail_while_sessions_dele_and_quit() {
     if !have_tool("procmail") {
-        eprintln!("SKIP: procmail is not installed (Debian package procmail)");
+        poppet_testkit::skip("procmail is not installed (Debian package procmail)");
         return;
     }
     // procmail as a general mail filter with no recipes delivers to $DEFAULT, taking
@@ -279,7 +279,7 @@ fn big_message(id: usize) -> Vec<u8> {
 #[test]
 fn kill_9_during_a_commit_leaves_a_valid_mbox_with_nothing_lost() {
     if !have_tool("python3") {
-        eprintln!("SKIP: python3 (the MDA-like writer) is not installed");
+        poppet_testkit::skip("python3 (the MDA-like writer) is not installed");
         return;
     }
     let fixture = Mbox { settings: "" };

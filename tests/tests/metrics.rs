@@ -11,7 +11,7 @@ use std::time::Duration;
 #[test]
 fn metrics_count_connections_logins_and_plugin_calls() {
     if !have_tool("curl") {
-        eprintln!("SKIP: curl is not installed");
+        poppet_testkit::skip("curl is not installed");
         return;
     }
     let d = common::demo_with(

@@ -84,7 +84,7 @@ fn client(src: &str, port: u16) -> String {
 #[test]
 fn haproxy_v1_and_v2_carry_the_client_address() {
     if !have_tool("haproxy") || !have_tool("python3") {
-        eprintln!("SKIP: haproxy and python3 are needed (apt-get install haproxy)");
+        poppet_testkit::skip("haproxy and python3 are needed (apt-get install haproxy)");
         return;
     }
     let d = demo_with_listeners(
@@ -118,7 +118,7 @@ fn haproxy_v1_and_v2_carry_the_client_address() {
 #[test]
 fn untrusted_senders_and_missing_headers_are_refused() {
     if !have_tool("python3") {
-        eprintln!("SKIP: python3 is needed to connect from 127.0.0.2");
+        poppet_testkit::skip("python3 is needed to connect from 127.0.0.2");
         return;
     }
     let d = demo_with_listeners(

@@ -92,7 +92,7 @@ except ssl.SSLCertVerificationError:
 #[test]
 fn sighup_rereads_the_certificate() {
     if !have_tool("python3") {
-        eprintln!("SKIP: python3 is not installed");
+        poppet_testkit::skip("python3 is not installed");
         return;
     }
     let d = common::demo_with(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn serves_on_a_socket_handed_over_by_systemd() {
     if !have_tool("systemd-socket-activate") {
-        eprintln!("SKIP: systemd-socket-activate is not installed (package systemd)");
+        poppet_testkit::skip("systemd-socket-activate is not installed (package systemd)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -22,7 +22,7 @@ fn tls_demo(extra: &str) -> Demo {
 
 fn python(script: &str, args: &[String]) -> Option<(bool, String)> {
     if !have_tool("python3") {
-        eprintln!("SKIP: python3 is not installed");
+        poppet_testkit::skip("python3 is not installed");
         return None;
     }
     let out = Command::new("python3")
@@ -102,7 +102,7 @@ fn stls_and_implicit_tls_with_python_ssl() {
 #[test]
 fn openssl_s_client_starttls_pop3() {
     if !have_tool("openssl") {
-        eprintln!("SKIP: openssl is not installed");
+        poppet_testkit::skip("openssl is not installed");
         return;
     }
     let d = tls_demo("");
@@ -193,7 +193,7 @@ fn cleartext_passwords_are_refused_where_the_listener_says_so() {
 #[test]
 fn curl_sasl_plain_and_login() {
     if !have_tool("curl") {
-        eprintln!("SKIP: curl is not installed");
+        poppet_testkit::skip("curl is not installed");
         return;
     }
     let d = tls_demo("");
@@ -255,7 +255,7 @@ print("stat", f.readline().decode().strip())
 #[test]
 fn scram_sha_256_with_python_scramp() {
     if python("import scramp", &[]).is_none_or(|(ok, _)| !ok) {
-        eprintln!("SKIP: python3 scramp is not installed (pip install scramp)");
+        poppet_testkit::skip("python3 scramp is not installed (pip install scramp)");
         return;
     }
     let d = tls_demo("");

@@ -69,6 +69,25 @@ pub fn crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Records that a test (or part of one) could not run, with the reason: printed on stderr, and
+/// appended to `target/poppet-test-skips.txt`, which `.ci/run` prints at the end so a skip is never
+/// silent (cargo hides the output of passing tests).
+pub fn skip(reason: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    eprintln!("SKIP: {test}: {reason}");
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), Into::into);
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("poppet-test-skips.txt"))
+    {
+        let _ = writeln!(f, "{test}: {reason}");
+    }
+}
+
 /// Whether a command-line tool is installed; tests that need it print why they skip when it is not.
 pub fn have_tool(name: &str) -> bool {
     std::process::Command::new("sh")
