@@ -11,7 +11,8 @@
 #                 never rots. No timing is checked.
 #   --rounds N    rounds of A B (default 3); ratios are reported as min/median/max over rounds.
 #   --duration S  seconds per session-rate / RETR measurement (default 5).
-#   --out DIR     where results.jsonl, summary.json and summary.md go (default: a new temp dir).
+#   --out DIR     where results.jsonl, summary.json and summary.md go (default: the work directory,
+#                 removed at the end unless --keep).
 #   --conns LIST  idle-connection counts for the memory workload (default "100 1000 10000").
 #   --no-dovecot  measure Poppet alone.
 #   --keep        keep the work directory (maildirs, configs, logs) for inspection.
@@ -82,20 +83,22 @@ cargo build --release -q -p poppet -p poppet-store-maildir -p poppet-auth-passwd
 BIN=$CARGO_TARGET_DIR/release
 LG=$BIN/poppet-loadgen
 
-# --- Limits: every connection is a descriptor on each side, and Dovecot a process or two -------
-want_fds=$((4 * MAX_CONNS + 4096))
-ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-[ "$(ulimit -n)" -ge $((2 * MAX_CONNS + 512)) ] \
-    || die "open-file limit $(ulimit -n) is too low for $MAX_CONNS connections (raise it, or run as root)"
+# --- Limits: every connection is a descriptor in the generator and in the server process -------
+# (Dovecot spreads its connections over processes; Poppet and the generator hold them all.)
+want_fds=$((2 * MAX_CONNS + 4096))
+ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -ge $((MAX_CONNS + 512)) ] \
+    || die "open-file limit $(ulimit -n) is too low for $MAX_CONNS connections (raise the hard limit, e.g. as root)"
 
 # --- Dovecot -----------------------------------------------------------------------------------
+# `--no-remove`: Debian's dovecot-pop3d conflicts with courier-pop; never uninstall another server.
 dovecot_ok() { command -v dovecot >/dev/null && [ -x /usr/lib/dovecot/pop3 ]; }
 if [ "$DOVECOT" = 1 ] && ! dovecot_ok; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         log "installing dovecot-pop3d"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-pop3d >/dev/null 2>&1 \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-remove dovecot-pop3d >/dev/null 2>&1 \
             || { apt-get update -q >/dev/null 2>&1 \
-                 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-pop3d >/dev/null 2>&1; } \
+                 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-remove dovecot-pop3d >/dev/null 2>&1; } \
             || true
     fi
 fi
@@ -119,9 +122,7 @@ PPID_=; DPID=
 cleanup() {
     [ -n "$PPID_" ] && kill "$PPID_" 2>/dev/null && wait "$PPID_" 2>/dev/null
     [ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
-    if [ "$KEEP" = 1 ]; then echo "work directory kept: $W" >&2; else
-        case $OUT in "$W"/*) rm -rf "$W"/poppet "$W"/dovecot ;; *) rm -rf "$W" ;; esac
-    fi
+    if [ "$KEEP" = 1 ]; then echo "work directory kept: $W" >&2; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
 
@@ -150,14 +151,14 @@ for s in $SERVERS; do
     {
         echo "# user:password:uid:gid:gecos:home:shell"
         for ((k = 0; k < SESSION_USERS; k++)); do
-            echo "u$k:{SHA512-CRYPT}$HASH:$MAIL_UID:$MAIL_GID::$W/$s/home/u$k::"
+            echo "u$k:$HASH:$MAIL_UID:$MAIL_GID::$W/$s/home/u$k::"
             echo "p$k:{PLAIN}$PASS:$MAIL_UID:$MAIL_GID::$W/$s/home/u$k::"
         done
         for ((k = 0; k < MAX_CONNS; k++)); do
-            echo "i$k:{SHA512-CRYPT}$HASH:$MAIL_UID:$MAIL_GID::$W/$s/home/i$k::"
+            echo "i$k:$HASH:$MAIL_UID:$MAIL_GID::$W/$s/home/i$k::"
         done
         for u in b1 b2 r $(for n in $OPEN_SIZES; do echo "m$n"; done); do
-            echo "$u:{SHA512-CRYPT}$HASH:$MAIL_UID:$MAIL_GID::$W/$s/home/$u::"
+            echo "$u:$HASH:$MAIL_UID:$MAIL_GID::$W/$s/home/$u::"
         done
     } > "$f"
     chmod 644 "$f"
@@ -254,17 +255,21 @@ protocol pop3 {
 }
 # Room for the benchmark's concurrency and idle connections.
 default_process_limit = $((MAX_CONNS + 1000))
-default_client_limit = $((2 * MAX_CONNS + 2000))
+default_client_limit = $((MAX_CONNS + 2000))
 service anvil {
-  client_limit = $((3 * MAX_CONNS + 3000))
+  client_limit = $((MAX_CONNS + 2000))
 }
 service auth {
-  client_limit = $((3 * MAX_CONNS + 3000))
+  client_limit = $((MAX_CONNS + 2000))
 }
 service stats {
-  client_limit = $((3 * MAX_CONNS + 3000))
+  client_limit = $((MAX_CONNS + 2000))
+}
+service pop3 {
+  process_limit = $((MAX_CONNS + 1000))
 }
 service pop3-login {
+  process_limit = $((MAX_CONNS + 1000))
   inet_listener pop3 {
     address = 127.0.0.1
     port = $DP
@@ -292,9 +297,18 @@ start_dovecot() {
 }
 stop_dovecot() {
     [ -n "$DPID" ] || return 0
+    local kids
+    kids=$(pgrep -P "$DPID" || true)
     kill "$DPID" 2>/dev/null || true
     wait "$DPID" 2>/dev/null || true
     DPID=
+    # The master stops its children; wait until the last one is gone (bounded).
+    for _ in $(seq 1 300); do
+        local alive=0
+        for k in $kids; do [ -e "/proc/$k" ] && { alive=1; break; }; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
 }
 
 start_poppet   # first, so it generates the self-signed certificate both servers use
@@ -345,17 +359,12 @@ print("   ", v["label"], " ".join(f"{k}={v[k]}" for k in keys if k in v))' >&2
     done <<< "$line"
 }
 
-# Waits until the server's process tree is back to N processes (Dovecot's mail processes exit
-# after their clients leave), bounded.
-settle() { # settle SERVER
-    local pid; pid=$(pid_of "$1")
-    for _ in $(seq 1 600); do
-        [ "$(pgrep -c -P "$pid" || true)" -le "${BASE_CHILDREN[$1]:-0}" ] && return 0
-        sleep 0.1
-    done
+# Restarts a server, so a memory measurement starts from a fresh process tree (an allocator keeps
+# freed memory, and earlier workloads would otherwise be counted or subtracted).
+restart() { # restart SERVER
+    if [ "$1" = poppet ]; then stop_poppet; start_poppet; else stop_dovecot; start_dovecot; fi
+    sleep 1
 }
-declare -A BASE_CHILDREN
-for s in $SERVERS; do BASE_CHILDREN[$s]=$(pgrep -c -P "$(pid_of "$s")" || true); done
 
 # Clears a server's caches for the open-latency maildir and the page cache, so the next session
 # is cold. Poppet keeps sizes in `poppet-sizes`, Dovecot in its index and uidlist files.
@@ -404,13 +413,13 @@ print(json.dumps(v))' "$round" "retr_$m" >> "$RESULTS"
             make_cold "$s" "m$n"
             run "$s" "$round" "open_m$n" -- open --user "m$n" --sessions 2
         done
-        log "round $round, $s: (d) idle connections"
+        log "round $round, $s: (d) idle connections (each count on a freshly started server)"
         for n in $CONNS; do
-            settle "$s"
+            restart "$s"
             run "$s" "$round" "idle_$n" -- idle --connections "$n" --user-pattern 'i{}' \
                 --threads 16 --settle 2
         done
-        settle "$s"
+        restart "$s"
     done
 done
 
@@ -419,4 +428,7 @@ MACHINE="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | se
 DOVECOT_VERSION=$( [ "$DOVECOT" = 1 ] && dovecot --version 2>/dev/null | cut -d' ' -f1 || echo none)
 python3 "$ROOT/tests/bench/summarize.py" "$RESULTS" "$OUT" "$MACHINE" "$DOVECOT_VERSION" \
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" "$SMOKE"
-echo "results: $RESULTS, $OUT/summary.json, $OUT/summary.md"
+case $OUT in
+    "$W"/*) [ "$KEEP" = 1 ] && echo "results: $OUT" || echo "(use --out DIR to keep results.jsonl and summary.json)" ;;
+    *) echo "results: $RESULTS, $OUT/summary.json, $OUT/summary.md" ;;
+esac

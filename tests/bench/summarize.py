@@ -116,7 +116,7 @@ for w in sorted(by, key=order):
     if ceiling and "poppet" in med:
         entry["poppet_over_ceiling"] = med["poppet"] / ceiling
     loadgen = [r["loadgen_cpu_pct"] for s in ("poppet", "dovecot") for r in per_server.get(s, {}).values()
-               if "loadgen_cpu_pct" in r]
+               if "loadgen_cpu_pct" in r and r.get("elapsed_s", 0) >= 0.5]  # 10 ms ticks: short runs are noise
     summary["workloads"][w] = entry
     fmt = lambda x: "-" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
     name = w
@@ -127,6 +127,28 @@ for w in sorted(by, key=order):
         f"{t[0] if t else ''} | {met} | {fmt(cpu.get('poppet'))} / {fmt(cpu.get('dovecot'))} | "
         f"{fmt(max(loadgen)) if loadgen else '-'} |"
     )
+
+# Marginal memory per idle connection between the two largest counts (fixed costs of a fresh
+# server, such as thread pools and the first plugin use, cancel out).
+idle_counts = sorted(int(w[5:]) for w in by if w.startswith("idle_") and w[5:].isdigit())
+if len(idle_counts) >= 2:
+    lo, hi = idle_counts[-2], idle_counts[-1]
+    marg = {}
+    for s in ("poppet", "dovecot"):
+        a = [r["pss_after_kib"] for r in by[f"idle_{lo}"].get(s, {}).values() if "pss_after_kib" in r]
+        b = [r["pss_after_kib"] for r in by[f"idle_{hi}"].get(s, {}).values() if "pss_after_kib" in r]
+        n_lo = statistics.median([r["connections"] for r in by[f"idle_{lo}"].get(s, {}).values()] or [lo])
+        n_hi = statistics.median([r["connections"] for r in by[f"idle_{hi}"].get(s, {}).values()] or [hi])
+        if a and b and n_hi > n_lo:
+            marg[s] = (statistics.median(b) - statistics.median(a)) / (n_hi - n_lo)
+    if marg:
+        w = f"idle_marginal_{lo}_to_{hi}"
+        r = marg["poppet"] / marg["dovecot"] if "poppet" in marg and marg.get("dovecot") else None
+        summary["workloads"][w] = {"metric": "pss_kib_per_conn", "median": marg, "ratio": r}
+        fmt2 = lambda x: "-" if x is None else f"{x:.4g}"
+        ok = "-" if r is None else ("yes" if r <= 1 / 20 else "**no**")
+        lines.append(f"| {w} (PSS growth / connections) | KiB PSS/conn | {fmt2(marg.get('poppet'))} | "
+                     f"{fmt2(marg.get('dovecot'))} | {fmt2(r)} (medians) | <= 1/20 | {ok} | | |")
 
 header = (f"Machine: {machine}. Dovecot {dovecot_version}. Poppet commit {commit}. "
           f"Rounds: {max((r['round'] for r in rows), default=0)}. Medians over rounds; "
