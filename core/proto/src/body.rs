@@ -61,6 +61,10 @@ impl BodyEncoder {
     /// Returns [`Progress::Done`] once TOP has sent enough lines; the rest of `input`
     /// (and any later input) is ignored.
     pub fn encode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Progress {
+        if self.top_lines.is_none() {
+            self.encode_whole(input, out);
+            return Progress::NeedMore;
+        }
         let mut rest = input;
         while !self.done && !rest.is_empty() {
             if self.at_line_start && rest[0] == b'.' {
@@ -90,6 +94,26 @@ impl BodyEncoder {
         } else {
             Progress::NeedMore
         }
+    }
+
+    /// RETR: only dots at line starts matter, so copy everything between `\n.` pairs in large
+    /// slices (found with memchr's SIMD search) instead of walking line by line. Profiling showed the
+    /// per-line walk as a quarter of the server's time on large messages.
+    fn encode_whole(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        let Some(&last) = input.last() else { return };
+        out.reserve(input.len() + 16);
+        if self.at_line_start && input[0] == b'.' {
+            out.push(b'.');
+        }
+        let mut start = 0;
+        for at in memchr::memmem::find_iter(input, b"\n.") {
+            out.extend_from_slice(&input[start..=at]);
+            out.push(b'.');
+            start = at + 1;
+        }
+        out.extend_from_slice(&input[start..]);
+        self.at_line_start = last == b'\n';
+        self.last_was_cr = last == b'\r';
     }
 
     /// Ends the body: completes an unterminated last line with CRLF, then writes the

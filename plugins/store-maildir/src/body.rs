@@ -99,7 +99,7 @@ impl<R: AsyncRead + Unpin> CrlfReader<R> {
             }
             let src = &self.buf[self.pos..self.end];
             let limit = src.len().min(out.len() - written);
-            match src[..limit].iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', &src[..limit]) {
                 Some(j) => {
                     out[written..written + j].copy_from_slice(&src[..j]);
                     let after_cr = if j > 0 {

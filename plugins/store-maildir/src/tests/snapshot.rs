@@ -186,10 +186,15 @@ fn f2_a_wrong_w_size_fails_the_transfer_and_is_not_trusted_again() {
 
 #[test]
 fn f2_a_message_that_grew_on_disk_fails_instead_of_being_cut() {
+    // Larger than one read chunk, so it is streamed from disk (small messages are read whole when
+    // retrieved, and are then exactly the snapshot's bytes).
+    let big: Vec<u8> =
+        b"0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+            .repeat(crate::body::CHUNK / 72 + 10);
     let f = Fixture::new();
-    let path = f.deliver("kai", "cur", "1.a:2,", b"abc\n", 1);
+    let path = f.deliver("kai", "cur", "1.a:2,", &big, 1);
     let maildrop = f.open("kai").expect("open");
-    assert_eq!(maildrop.messages()[0].size, 5);
+    assert_eq!(maildrop.messages()[0].size, big.len() as u64);
     let mut reader = block_on(maildrop.retrieve(0)).expect("retrieve");
     std::fs::OpenOptions::new()
         .append(true)
@@ -202,4 +207,23 @@ fn f2_a_message_that_grew_on_disk_fails_instead_of_being_cut() {
     // Once changed, it is no longer the snapshot's message at all.
     let err = block_on(maildrop.retrieve(0)).expect_err("changed");
     assert_eq!(err.code, poppet_sdk::ErrorCode::NOT_FOUND);
+}
+
+#[test]
+fn a_small_message_is_served_as_it_was_when_retrieved() {
+    let f = Fixture::new();
+    let path = f.deliver("kai", "cur", "1.a:2,", b"abc\n", 1);
+    let maildrop = f.open("kai").expect("open");
+    let mut reader = block_on(maildrop.retrieve(0)).expect("retrieve");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, b"more\n"))
+        .expect("append");
+    let mut out = Vec::new();
+    block_on(reader.read_to_end(&mut out)).expect("read");
+    assert_eq!(
+        out, b"abc\r\n",
+        "exactly the advertised octets, read at RETR time"
+    );
 }
