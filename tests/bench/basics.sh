@@ -10,7 +10,8 @@ cd "$(dirname "$0")/../.."
 SESSIONS=${1:-200}
 RETRIEVALS=${2:-50}
 
-cargo build --release --workspace -q
+cargo build --release -q -p poppet -p poppet-store-maildir -p poppet-auth-passwd
+bin="${CARGO_TARGET_DIR:-target}/release/poppet"
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/mail/demo"
@@ -28,7 +29,7 @@ cat > "$work/poppet.ron" <<RON
     logging: (level: "warn"),
 )
 RON
-./target/release/poppet --config "$work/poppet.ron" > "$work/out" 2> "$work/err" &
+"$bin" --config "$work/poppet.ron" > "$work/out" 2> "$work/err" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$work/out" && break; sleep 0.1; done
 addr=$(sed -n 's/^listening on //p' "$work/out" | head -1)
