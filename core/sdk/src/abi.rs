@@ -17,8 +17,8 @@
 use crate::error::PluginError;
 use crate::ffi::{FfiOption, FfiResult, FfiSlice, FfiStr, FfiString, FfiVec};
 use crate::types::{
-    Accepted, AuthOutcome, CommitReport, Expire, LoginDecision, Reply, ScramKeys, Secret,
-    SessionView, StoredSecret, VerbSpec,
+    Accepted, AuthOutcome, CommitReport, Expire, LoginDecision, QuitReport, Reply, ScramKeys,
+    Secret, SessionView, StoredSecret, VerbSpec,
 };
 use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 use std::ffi::c_void;
@@ -450,6 +450,15 @@ pub struct ExtensionVTable {
         this: *const c_void,
         session: &FfiSessionView<'_>,
     ) -> PluginFuture<FfiLoginDecision>,
+    /// Session-end hook (appended in ABI 1 before its first release); the result is only logged.
+    pub at_quit: unsafe extern "C" fn(
+        this: *const c_void,
+        session: &FfiSessionView<'_>,
+        report: &FfiQuitReport<'_>,
+    ) -> PluginFuture<bool>,
+    /// CAPA lines that belong to no verb, borrowed from the object (appended like `at_quit`).
+    pub capabilities:
+        unsafe extern "C" fn(this: *const c_void) -> FfiSlice<'static, FfiStr<'static>>,
 }
 
 /// [`VerbSpec`] at the boundary.
@@ -490,6 +499,10 @@ pub struct FfiSessionView<'a> {
     pub tls: bool,
     /// Message sizes.
     pub message_sizes: FfiSlice<'a, u64>,
+    /// The server's session id (appended in ABI 1 before its first release).
+    pub session_id: u64,
+    /// The user's LOGIN-DELAY from the auth backend (appended like `session_id`).
+    pub login_delay: FfiOption<u32>,
 }
 
 impl FfiSessionView<'_> {
@@ -500,6 +513,39 @@ impl FfiSessionView<'_> {
             peer: self.peer.as_str().parse().ok(),
             tls: self.tls,
             message_sizes: self.message_sizes.as_slice().to_vec(),
+            session_id: self.session_id,
+            login_delay: self.login_delay.as_ref().copied(),
+        }
+    }
+}
+
+/// [`QuitReport`] at the boundary, borrowed from the host for the duration of the call.
+#[repr(C)]
+#[derive(Debug)]
+pub struct FfiQuitReport<'a> {
+    /// UIDLs of the removed messages.
+    pub deleted_uidls: FfiSlice<'a, FfiStr<'a>>,
+    /// Messages sent with RETR.
+    pub retrieved: u64,
+    /// Messages removed.
+    pub deleted: u64,
+    /// How the session ended.
+    pub ended: FfiStr<'a>,
+}
+
+impl FfiQuitReport<'_> {
+    /// Copies into the Rust form.
+    pub fn to_report(&self) -> QuitReport {
+        QuitReport {
+            deleted_uidls: self
+                .deleted_uidls
+                .as_slice()
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect(),
+            retrieved: self.retrieved,
+            deleted: self.deleted,
+            ended: self.ended.as_str().to_owned(),
         }
     }
 }

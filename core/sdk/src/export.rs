@@ -5,9 +5,9 @@
 
 use crate::abi::{
     self, AuthVTable, BodyVTable, ExtensionVTable, FfiAuthOutcome, FfiAuthRequest, FfiCommitReport,
-    FfiExtensionCall, FfiLoginDecision, FfiMessageInfo, FfiOpenRequest, FfiReply, FfiSessionView,
-    FfiStoredSecret, FfiVerbSpec, HostApi, MaildropVTable, PluginDecl, PluginFuture, RawObject,
-    StoreVTable, VTableHeader, to_ffi_result,
+    FfiExtensionCall, FfiLoginDecision, FfiMessageInfo, FfiOpenRequest, FfiQuitReport, FfiReply,
+    FfiSessionView, FfiStoredSecret, FfiVerbSpec, HostApi, MaildropVTable, PluginDecl,
+    PluginFuture, RawObject, StoreVTable, VTableHeader, to_ffi_result,
 };
 use crate::error::PluginError;
 use crate::ffi::{FfiOption, FfiResult, FfiSlice, FfiStr};
@@ -370,6 +370,8 @@ pub mod extension {
         inner: T,
         ffi_specs: Vec<FfiVerbSpec<'static>>,
         _specs: Vec<VerbSpec>,
+        ffi_capabilities: Vec<FfiStr<'static>>,
+        _capabilities: Vec<String>,
     }
 
     struct Shim<T>(std::marker::PhantomData<T>);
@@ -383,6 +385,8 @@ pub mod extension {
             verbs: verbs::<T>,
             handle: handle::<T>,
             after_login: after_login::<T>,
+            at_quit: at_quit::<T>,
+            capabilities: capabilities::<T>,
         };
     }
 
@@ -412,10 +416,18 @@ pub mod extension {
                     }
                 })
                 .collect();
+            let capabilities = inner.capabilities();
+            let ffi_capabilities = capabilities
+                .iter()
+                // SAFETY: as above; the strings live in `_capabilities`.
+                .map(|c| FfiStr::new(unsafe { &*(c.as_str() as *const str) }))
+                .collect();
             Ok(Object {
                 inner,
                 ffi_specs,
                 _specs: specs,
+                ffi_capabilities,
+                _capabilities: capabilities,
             })
         });
         to_ffi_result(made.map(|o| into_object(o, &Shim::<T>::VTABLE.header)))
@@ -427,6 +439,14 @@ pub mod extension {
         // SAFETY: `this` is a live object made by `create::<T>`; the slice lives as long as it.
         let object = unsafe { object::<Object<T>>(this) };
         FfiSlice::new(object.ffi_specs.as_slice())
+    }
+
+    unsafe extern "C" fn capabilities<T: CommandExtension>(
+        this: *const c_void,
+    ) -> FfiSlice<'static, FfiStr<'static>> {
+        // SAFETY: as in `verbs`.
+        let object = unsafe { object::<Object<T>>(this) };
+        FfiSlice::new(object.ffi_capabilities.as_slice())
     }
 
     unsafe extern "C" fn handle<T: CommandExtension>(
@@ -468,6 +488,26 @@ pub mod extension {
             Ok(fut) => unsafe {
                 erase(guard_future("after_login", async move {
                     fut.await.map(FfiLoginDecision::from)
+                }))
+            },
+            Err(e) => ready(Err(e)),
+        }
+    }
+
+    unsafe extern "C" fn at_quit<T: CommandExtension>(
+        this: *const c_void,
+        session: &FfiSessionView<'_>,
+        report: &FfiQuitReport<'_>,
+    ) -> PluginFuture<bool> {
+        // SAFETY: `this` is a live object made by `create::<T>`.
+        let object = unsafe { object::<Object<T>>(this) };
+        let (view, report) = (session.to_view(), report.to_report());
+        match guard("at_quit", || Ok(object.inner.at_quit(view, report))) {
+            // SAFETY: the host keeps the object alive while the future exists.
+            Ok(fut) => unsafe {
+                erase(guard_future("at_quit", async move {
+                    fut.await;
+                    Ok(true)
                 }))
             },
             Err(e) => ready(Err(e)),

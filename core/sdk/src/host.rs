@@ -3,14 +3,14 @@
 
 use crate::abi::{
     self, AbiVersionFn, AuthVTable, BodyVTable, EntryFn, ExtensionVTable, FfiAuthRequest,
-    FfiExtensionCall, FfiOpenRequest, FfiSessionView, HostApi, LogRecord, MaildropVTable,
-    PluginDecl, RawObject, StoreVTable, from_ffi_result,
+    FfiExtensionCall, FfiOpenRequest, FfiQuitReport, FfiSessionView, HostApi, LogRecord,
+    MaildropVTable, PluginDecl, RawObject, StoreVTable, from_ffi_result,
 };
 use crate::error::{ErrorCode, PluginError};
 use crate::ffi::{FfiSlice, FfiStr};
 use crate::types::{
     AuthCapabilities, AuthOutcome, AuthRequest, CommitReport, ExtensionCall, LoginDecision,
-    MessageInfo, OpenRequest, Reply, SessionView, StoredSecret, VerbSpec,
+    MessageInfo, OpenRequest, QuitReport, Reply, SessionView, StoredSecret, VerbSpec,
 };
 use async_ffi::ContextExt;
 use std::ffi::c_void;
@@ -310,7 +310,18 @@ impl Library {
         // SAFETY: live object of the extension kind; the slice borrows it and is copied at once.
         let specs = unsafe { (handle.vtable().verbs)(handle.this) };
         let verbs = specs.as_slice().iter().map(|s| s.to_spec()).collect();
-        Ok(ExtensionPlugin { handle, verbs })
+        // SAFETY: as above.
+        let lines = unsafe { (handle.vtable().capabilities)(handle.this) };
+        let capabilities = lines
+            .as_slice()
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        Ok(ExtensionPlugin {
+            handle,
+            verbs,
+            capabilities,
+        })
     }
 }
 
@@ -535,12 +546,14 @@ impl futures_io::AsyncRead for BodyReader {
 pub struct ExtensionPlugin {
     handle: Handle<ExtensionVTable>,
     verbs: Vec<VerbSpec>,
+    capabilities: Vec<String>,
 }
 
 impl std::fmt::Debug for ExtensionPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExtensionPlugin")
             .field("verbs", &self.verbs)
+            .field("capabilities", &self.capabilities)
             .finish()
     }
 }
@@ -555,6 +568,8 @@ fn ffi_view<'a>(view: &'a SessionView, parts: &'a ViewParts) -> FfiSessionView<'
         peer: FfiStr::new(&parts.peer),
         tls: view.tls,
         message_sizes: FfiSlice::new(&view.message_sizes),
+        session_id: view.session_id,
+        login_delay: view.login_delay.into(),
     }
 }
 
@@ -562,6 +577,11 @@ impl ExtensionPlugin {
     /// The verbs it declared at creation.
     pub fn verbs(&self) -> &[VerbSpec] {
         &self.verbs
+    }
+
+    /// The CAPA lines it declared at creation that belong to no verb.
+    pub fn capabilities(&self) -> &[String] {
+        &self.capabilities
     }
 
     /// Runs a verb.
@@ -589,5 +609,31 @@ impl ExtensionPlugin {
         // SAFETY: as in `handle`.
         let fut = unsafe { (self.handle.vtable().after_login)(self.handle.this, &ffi) };
         from_ffi_result(fut.await).map(LoginDecision::from)
+    }
+
+    /// Runs the session-end hook. An error (a panic inside the plugin included) is only reported.
+    pub async fn at_quit(
+        &self,
+        view: &SessionView,
+        report: &QuitReport,
+    ) -> Result<(), PluginError> {
+        let parts = ViewParts {
+            peer: addr(view.peer),
+        };
+        let ffi = ffi_view(view, &parts);
+        let uidls: Vec<FfiStr<'_>> = report
+            .deleted_uidls
+            .iter()
+            .map(|u| FfiStr::new(u))
+            .collect();
+        let ffi_report = FfiQuitReport {
+            deleted_uidls: FfiSlice::new(&uidls),
+            retrieved: report.retrieved,
+            deleted: report.deleted,
+            ended: FfiStr::new(&report.ended),
+        };
+        // SAFETY: as in `handle`; the view and report are copied by the shim before it returns.
+        let fut = unsafe { (self.handle.vtable().at_quit)(self.handle.this, &ffi, &ffi_report) };
+        from_ffi_result(fut.await).map(|_| ())
     }
 }

@@ -55,8 +55,8 @@ pub use logging::{level, level_filter};
 pub use traits::{AuthBackend, CommandExtension, MailStore, Maildrop};
 pub use types::{
     Accepted, AuthCapabilities, AuthOutcome, AuthRequest, CommitReport, Expire, ExtensionCall,
-    LoginDecision, MessageInfo, OpenRequest, Reply, ScramKeys, Secret, SessionView, StoredSecret,
-    VerbSpec, mechanism, states,
+    LoginDecision, MessageInfo, OpenRequest, QuitReport, Reply, ScramKeys, Secret, SessionView,
+    StoredSecret, VerbSpec, mechanism, states,
 };
 
 /// The version of this SDK, recorded in every plugin's declaration.

@@ -4,7 +4,7 @@
 use crate::error::PluginError;
 use crate::types::{
     AuthCapabilities, AuthOutcome, AuthRequest, CommitReport, ExtensionCall, LoginDecision,
-    MessageInfo, OpenRequest, Reply, SessionView, StoredSecret, VerbSpec,
+    MessageInfo, OpenRequest, QuitReport, Reply, SessionView, StoredSecret, VerbSpec,
 };
 use std::future::Future;
 
@@ -90,5 +90,21 @@ pub trait CommandExtension: Send + Sync + 'static {
     ) -> impl Future<Output = Result<LoginDecision, PluginError>> + Send {
         let _ = session;
         async { Ok(LoginDecision::Allow) }
+    }
+
+    /// Runs when a logged-in session ends, however it ends (QUIT with or without deletions, a
+    /// dropped connection, a timeout, a shutdown). It only observes: the client has had its last
+    /// reply, and an error or panic here is logged and changes nothing. The default does nothing.
+    fn at_quit(&self, session: SessionView, report: QuitReport) -> impl Future<Output = ()> + Send {
+        let _ = (session, report);
+        async {}
+    }
+
+    /// CAPA lines this extension adds that belong to no verb. Called once, when the instance is
+    /// created. `LOGIN-DELAY n` and `EXPIRE n|NEVER` are not copied as they are: they become the
+    /// server-wide defaults the core advertises by RFC 2449's rules (tagged `USER` before login, the
+    /// user's own value after). The default adds none.
+    fn capabilities(&self) -> Vec<String> {
+        Vec::new()
     }
 }

@@ -196,6 +196,26 @@ pub struct SessionView {
     pub tls: bool,
     /// Sizes of the messages in the snapshot (empty before login).
     pub message_sizes: Vec<u64>,
+    /// The server's id of this session, as its log lines show it (`session 42: ...`); 0 if unknown.
+    pub session_id: u64,
+    /// The user's RFC 2449 LOGIN-DELAY from the auth backend ([`Accepted::login_delay`]), once
+    /// logged in; `None` when the backend gave none (an extension then applies its own default).
+    pub login_delay: Option<u32>,
+}
+
+/// What a session did, given to [`crate::CommandExtension::at_quit`] when a logged-in session ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuitReport {
+    /// UIDLs of the messages the store removed at QUIT (empty when nothing was committed: a dropped
+    /// connection, a timeout or a failed commit deletes nothing).
+    pub deleted_uidls: Vec<String>,
+    /// Messages sent in full with RETR.
+    pub retrieved: u64,
+    /// Messages the store reported as removed.
+    pub deleted: u64,
+    /// How the session ended: `quit`, `disconnected`, `timeout`, `shutdown`, `error`, ... (the
+    /// `reason=` of the server's logout line).
+    pub ended: String,
 }
 
 /// A call of an extension verb.

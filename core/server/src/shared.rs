@@ -7,7 +7,9 @@ use crate::session::Connection;
 use crate::tls::TlsInfo;
 use futures_rustls::TlsAcceptor;
 use futures_rustls::rustls::ServerConfig;
-use poppet_proto::{ExtensionVerb, Response, ResponseCode, SessionOptions, StateSet};
+use poppet_proto::{
+    Expire, ExtensionVerb, LoginOutcome, Response, ResponseCode, SessionOptions, StateSet,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +28,46 @@ pub struct Shared {
     state: Arc<LongLived>,
     hostname: String,
     extension_verbs: Vec<ExtensionVerb>,
+    extension_capabilities: ExtensionCapabilities,
+}
+
+/// What the extensions' verb-less CAPA lines add to every session's options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ExtensionCapabilities {
+    /// From a `LOGIN-DELAY n` line: the server-wide default.
+    login_delay: Option<u32>,
+    /// From an `EXPIRE n|NEVER` line: the server-wide default.
+    expire: Option<Expire>,
+    /// Every other line, as it is.
+    lines: Vec<String>,
+}
+
+impl ExtensionCapabilities {
+    /// Sorts the lines. `LOGIN-DELAY` and `EXPIRE` become defaults rather than lines, because RFC 2449
+    /// §6.5 and §6.7 want them tagged `USER` before login when they may vary per user and the user's
+    /// own value after login, which only the core knows how to do. The first extension to give one
+    /// wins (config order); a malformed value is passed through as a line so it stays visible.
+    fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut caps = ExtensionCapabilities::default();
+        for line in lines {
+            let mut words = line.split_ascii_whitespace();
+            let (keyword, value) = (words.next().unwrap_or(""), words.next());
+            let extra = words.next().is_some();
+            match (keyword.to_ascii_uppercase().as_str(), value, extra) {
+                ("LOGIN-DELAY", Some(v), false) if v.parse::<u32>().is_ok() => {
+                    caps.login_delay = caps.login_delay.or(v.parse().ok());
+                }
+                ("EXPIRE", Some(v), false) if v.eq_ignore_ascii_case("NEVER") => {
+                    caps.expire = caps.expire.or(Some(Expire::Never));
+                }
+                ("EXPIRE", Some(v), false) if v.parse::<u32>().is_ok() => {
+                    caps.expire = caps.expire.or(v.parse().ok().map(Expire::Days));
+                }
+                _ => caps.lines.push(line.to_owned()),
+            }
+        }
+        caps
+    }
 }
 
 /// What outlives a config reload: auth penalties and per-user session counts.
@@ -74,6 +116,12 @@ impl Shared {
                 capability: v.capability.clone(),
             })
             .collect();
+        let extension_capabilities = ExtensionCapabilities::from_lines(
+            plugins
+                .extensions
+                .iter()
+                .flat_map(|e| e.capabilities().iter().map(String::as_str)),
+        );
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
         let penalties = Penalties::with_table(
             config.limits.auth_penalty_max,
@@ -88,6 +136,7 @@ impl Shared {
             state,
             hostname,
             extension_verbs,
+            extension_capabilities,
         }
     }
 
@@ -140,6 +189,9 @@ impl Shared {
             max_bad_commands_transaction: limits.max_bad_commands,
             max_bad_commands_authorization: limits.max_bad_commands_before_login,
             extension_verbs: self.extension_verbs.clone(),
+            login_delay: self.extension_capabilities.login_delay,
+            expire: self.extension_capabilities.expire,
+            extra_capabilities: self.extension_capabilities.lines.clone(),
             greeting_text: self.config.greeting.clone(),
             ..SessionOptions::default()
         }
@@ -183,6 +235,18 @@ fn state_set(bits: u32) -> StateSet {
     set
 }
 
+/// The login outcome for an after-login hook's refusal: its response code decides (`LOGIN-DELAY`,
+/// `IN-USE`, `SYS/TEMP`, `AUTH`); anything else, or none, is a permanent refusal (`SYS/PERM`).
+pub fn refusal_outcome(reply: poppet_sdk::Reply) -> LoginOutcome {
+    match reply.code.as_deref() {
+        Some("LOGIN-DELAY") => LoginOutcome::LoginDelay,
+        Some("IN-USE") => LoginOutcome::InUse,
+        Some("SYS/TEMP") => LoginOutcome::TempFail(reply.text),
+        Some("AUTH") => LoginOutcome::Rejected,
+        _ => LoginOutcome::PermFail(reply.text),
+    }
+}
+
 /// Converts an extension's reply into an engine response. An unknown response code from a plugin is
 /// dropped rather than sent (the wire only carries codes this server knows).
 pub fn reply_to_response(reply: poppet_sdk::Reply) -> Response {
@@ -202,5 +266,44 @@ pub fn reply_to_response(reply: poppet_sdk::Reply) -> Response {
     match reply.lines {
         Some(lines) => response.with_lines(lines),
         None => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_delay_and_expire_lines_become_defaults() {
+        let caps = ExtensionCapabilities::from_lines([
+            "LOGIN-DELAY 900",
+            "EXPIRE never",
+            "LOGIN-DELAY 5",
+            "X-SITE hello",
+            "LOGIN-DELAY soon",
+        ]);
+        assert_eq!(caps.login_delay, Some(900));
+        assert_eq!(caps.expire, Some(Expire::Never));
+        assert_eq!(caps.lines, ["X-SITE hello", "LOGIN-DELAY soon"]);
+        let days = ExtensionCapabilities::from_lines(["EXPIRE 30"]);
+        assert_eq!(days.expire, Some(Expire::Days(30)));
+    }
+
+    #[test]
+    fn refusal_codes_choose_the_outcome() {
+        let refuse = |code: Option<&str>| {
+            let mut r = poppet_sdk::Reply::err("no");
+            r.code = code.map(String::from);
+            refusal_outcome(r)
+        };
+        assert_eq!(refuse(Some("LOGIN-DELAY")), LoginOutcome::LoginDelay);
+        assert_eq!(refuse(Some("IN-USE")), LoginOutcome::InUse);
+        assert_eq!(
+            refuse(Some("SYS/TEMP")),
+            LoginOutcome::TempFail("no".into())
+        );
+        assert_eq!(refuse(Some("AUTH")), LoginOutcome::Rejected);
+        assert_eq!(refuse(Some("X-ODD")), LoginOutcome::PermFail("no".into()));
+        assert_eq!(refuse(None), LoginOutcome::PermFail("no".into()));
     }
 }

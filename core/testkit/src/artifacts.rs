@@ -19,6 +19,9 @@ const PACKAGES: &[&str] = &[
     "poppet-auth-ldap",
     "poppet-test-faulty",
     "poppet-test-wrong-abi",
+    "poppet-ext-login-delay",
+    "poppet-ext-audit",
+    "poppet-hello-extension",
 ];
 
 /// Paths of built artifacts.

@@ -223,17 +223,22 @@ impl Driver<'_> {
             peer: Some(self.conn.peer),
             tls: self.conn.tls.is_some(),
             message_sizes: messages.iter().map(|m| m.size).collect(),
+            session_id: self.conn.id,
+            login_delay: accepted.login_delay,
         };
         for ext in &self.shared.plugins.extensions {
             match ext.after_login(&view).await {
                 Ok(LoginDecision::Allow) => {}
                 Ok(LoginDecision::Refuse(reply)) => {
                     log::info!(
-                        "session {}: login of {user:?} refused by an extension: {}",
+                        "session {}: login of {user:?} rip={} refused by an extension: [{}] {}",
                         self.conn.id,
+                        self.conn.peer.ip(),
+                        reply.code.as_deref().unwrap_or("SYS/PERM"),
                         reply.text
                     );
-                    return LoginOutcome::PermFail(reply.text);
+                    self.shared.metrics().login(mechanism, "refused");
+                    return crate::shared::refusal_outcome(reply);
                 }
                 Err(e) => {
                     self.plugin_error("after_login", &e);
@@ -255,6 +260,7 @@ impl Driver<'_> {
         self.user_slot = Some(slot);
         self.user = Some(user);
         self.mechanism = mechanism;
+        self.login_delay = accepted.login_delay;
         LoginOutcome::Accepted {
             messages,
             expire: accepted.expire.map(|e| match e {

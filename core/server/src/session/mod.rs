@@ -101,6 +101,10 @@ pub(crate) struct Driver<'a> {
     sasl: Option<sasl::Pending>,
     auth_failures: u32,
     close_after_reply: bool,
+    /// The user's LOGIN-DELAY from the auth backend, for extensions' session views.
+    login_delay: Option<u32>,
+    /// UIDLs the store removed at QUIT, for extensions' `at_quit`.
+    deleted_uidls: Vec<String>,
 }
 
 /// Runs one session to its end. `shutdown` completes when the server is stopping.
@@ -125,6 +129,8 @@ pub async fn run(
         sasl: None,
         auth_failures: 0,
         close_after_reply: false,
+        login_delay: None,
+        deleted_uidls: Vec::new(),
     };
     shared.metrics().session(1);
     let ending = d.serve(shutdown).await;
@@ -138,7 +144,12 @@ pub async fn run(
     drop(d.maildrop.take());
     drop(d.user_slot.take());
     d.log_logout(ending);
+    d.at_quit(ending).await;
 }
+
+/// How long session-end hooks may take together. The client has its last reply already; this only
+/// bounds how long a slow hook can hold the session's task (and so a graceful shutdown).
+const AT_QUIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 enum Wake {
     Read(io::Result<usize>),
@@ -359,6 +370,58 @@ impl Driver<'_> {
                 Ok(Some(Ending::TlsFailed))
             }
             None => Ok(Some(Ending::LoginTimeout)),
+        }
+    }
+
+    /// The session view extensions see.
+    fn session_view(&self) -> poppet_sdk::SessionView {
+        poppet_sdk::SessionView {
+            user: self.user.clone(),
+            peer: Some(self.conn.peer),
+            tls: self.conn.tls.is_some(),
+            message_sizes: self.session.messages().iter().map(|m| m.size).collect(),
+            session_id: self.conn.id,
+            login_delay: self.login_delay,
+        }
+    }
+
+    /// Tells every extension that a logged-in session ended. Observe-only: errors and panics are
+    /// logged, and the client (already answered) never sees them.
+    async fn at_quit(&self, ending: Ending) {
+        if self.user.is_none() || self.shared.plugins.extensions.is_empty() {
+            return;
+        }
+        let view = self.session_view();
+        let stats = self.session.stats();
+        let report = poppet_sdk::QuitReport {
+            deleted_uidls: self.deleted_uidls.clone(),
+            retrieved: stats.retr,
+            deleted: stats.deleted,
+            ended: ending.as_str().to_owned(),
+        };
+        let hooks = async {
+            for ext in &self.shared.plugins.extensions {
+                if let Err(e) = ext.at_quit(&view, &report).await {
+                    self.plugin_error("at_quit", &e);
+                }
+            }
+        };
+        let finished = future::or(
+            async {
+                hooks.await;
+                true
+            },
+            async {
+                Timer::after(AT_QUIT_TIMEOUT).await;
+                false
+            },
+        )
+        .await;
+        if !finished {
+            log::warn!(
+                "session {}: session-end hooks took longer than {AT_QUIT_TIMEOUT:?}; abandoned",
+                self.conn.id
+            );
         }
     }
 

@@ -3,7 +3,7 @@
 use super::{Driver, FLUSH_AT};
 use futures_lite::AsyncReadExt;
 use poppet_proto::{CommitOutcome, Failure, Response, ResponseCode};
-use poppet_sdk::{ErrorCode, SessionView};
+use poppet_sdk::ErrorCode;
 
 /// Bytes read from a message body at a time.
 const BODY_CHUNK: usize = 64 * 1024;
@@ -108,6 +108,15 @@ impl Driver<'_> {
         self.shared
             .metrics()
             .plugin_call("commit", started.elapsed(), failed);
+        if committed.as_ref().is_ok_and(|r| r.failed == 0) {
+            // Only a complete commit says which messages went; a partial one reports a count.
+            let messages = self.session.messages();
+            self.deleted_uidls = deleted
+                .iter()
+                .filter_map(|&i| messages.get(i))
+                .map(|m| m.uidl.as_str().to_owned())
+                .collect();
+        }
         let outcome = match committed {
             Ok(r) if r.failed == 0 => CommitOutcome::Committed {
                 deleted: r.deleted as usize,
@@ -142,15 +151,18 @@ impl Driver<'_> {
         let Some(ext) = ext else {
             return Response::err(None, "unknown command");
         };
+        let max_args = ext
+            .verbs()
+            .iter()
+            .find(|v| v.verb.eq_ignore_ascii_case(&verb))
+            .map_or(0, |v| v.max_args as usize);
+        if args.len() > max_args {
+            return Response::err(None, format!("{verb} takes at most {max_args} arguments"));
+        }
         let call = poppet_sdk::ExtensionCall {
             verb,
             args,
-            session: SessionView {
-                user: self.user.clone(),
-                peer: Some(self.conn.peer),
-                tls: self.conn.tls.is_some(),
-                message_sizes: self.session.messages().iter().map(|m| m.size).collect(),
-            },
+            session: self.session_view(),
         };
         match ext.handle(&call).await {
             Ok(reply) => crate::shared::reply_to_response(reply),

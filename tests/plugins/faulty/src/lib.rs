@@ -6,10 +6,14 @@
 //! - store `faulty`: an in-memory maildrop of four messages; RETR 2 panics inside the plugin, RETR 3
 //!   panics after 10 bytes of its body, RETR 4 (200 000 bytes) panics after 150 000 bytes, when part
 //!   of it is already on the wire; user `panic-open` panics at open.
+//! - extension `faulty`: verb `XPANIC` panics in its handler, and the session-end hook panics.
+//! - extensions `retr-thief` (declares the core's `RETR`) and `hello-twin` (declares `XHELLO`, as
+//!   the hello-extension example does): both must be refused at load.
 
 use poppet_sdk::{
-    Accepted, AuthBackend, AuthOutcome, AuthRequest, CommitReport, MailStore, Maildrop,
-    MessageInfo, OpenRequest, PluginError,
+    Accepted, AuthBackend, AuthOutcome, AuthRequest, CommandExtension, CommitReport, ExtensionCall,
+    MailStore, Maildrop, MessageInfo, OpenRequest, PluginError, QuitReport, Reply, SessionView,
+    VerbSpec, states,
 };
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -161,6 +165,33 @@ impl Maildrop for Drop3 {
     }
 }
 
+/// An extension that declares one verb and panics when it runs.
+struct FaultyExtension(&'static str);
+
+impl CommandExtension for FaultyExtension {
+    fn verbs(&self) -> Vec<VerbSpec> {
+        vec![VerbSpec {
+            verb: self.0.into(),
+            states: states::AUTHORIZATION | states::TRANSACTION,
+            capability: None,
+            max_args: 1,
+        }]
+    }
+
+    async fn handle(&self, call: ExtensionCall) -> Result<Reply, PluginError> {
+        panic!("faulty extension panics in {} on purpose", call.verb)
+    }
+
+    async fn at_quit(&self, _session: SessionView, _report: QuitReport) {
+        panic!("faulty extension panics at quit on purpose")
+    }
+}
+
+fn extension(s: &str, verb: &'static str) -> Result<FaultyExtension, PluginError> {
+    let _: Settings = poppet_sdk::config::parse(s)?;
+    Ok(FaultyExtension(verb))
+}
+
 poppet_sdk::export_plugin! {
     name: "test-faulty",
     version: env!("CARGO_PKG_VERSION"),
@@ -173,5 +204,8 @@ poppet_sdk::export_plugin! {
             let _: Settings = poppet_sdk::config::parse(s)?;
             Ok(FaultyStore)
         },
+        extension "faulty" => |s| extension(s, "XPANIC"),
+        extension "retr-thief" => |s| extension(s, "RETR"),
+        extension "hello-twin" => |s| extension(s, "XHELLO"),
     ],
 }
