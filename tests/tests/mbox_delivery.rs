@@ -254,7 +254,9 @@ fn delivery_by_procmail_while_sessions_dele_and_quit() {
     // (our files carry one already, which it keeps).
     delivery_under_load("", 100, |mbox, files| {
         let script = format!(
-            "for f in \"$@\"; do procmail -m DEFAULT={} LOCKSLEEP=1 /dev/null < \"$f\" || exit 1; done",
+            // Paced like real mail (a delivery every 50 ms), so deliveries spread over several
+            // sessions instead of all landing before the first one.
+            "for f in \"$@\"; do procmail -m DEFAULT={} LOCKSLEEP=1 /dev/null < \"$f\" || exit 1; sleep 0.05; done",
             mbox.display()
         );
         Command::new("sh")
