@@ -46,6 +46,7 @@ pub mod abi;
 pub mod config;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod mailbox;
 #[cfg(feature = "tokio")]
 pub mod runtime;
 

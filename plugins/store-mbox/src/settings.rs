@@ -7,10 +7,10 @@
 //! The user name is the one input here that comes from a client; it is checked before any path is
 //! built, so no login name can make the template point outside the directory it was meant for.
 
+use poppet_sdk::PluginError;
 use poppet_sdk::config::parse_duration;
-use poppet_sdk::{ErrorCode, PluginError};
 use serde::Deserialize;
-use std::path::{Component, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long to wait for the delivery locks before giving up (the login gets `-ERR [SYS/TEMP]`, a
@@ -133,7 +133,8 @@ impl Settings {
     pub fn validate(raw: RawSettings) -> Result<Settings, PluginError> {
         let defaults = Settings::default();
         if let Some(template) = &raw.path {
-            let probe = expand(template, "user@example.org").map_err(|e| config("path", &e))?;
+            let probe = poppet_sdk::mailbox::expand(template, "user@example.org")
+                .map_err(|e| config("path", &e))?;
             if !probe.is_absolute() {
                 return Err(config("path", "must be an absolute path"));
             }
@@ -192,66 +193,8 @@ impl Settings {
                 "no mailbox: the auth backend gave none and no `path` template is set",
             ));
         };
-        check_user(user)?;
-        let path = expand(template, user).map_err(PluginError::permanent)?;
-        if path.components().any(|c| c == Component::ParentDir) || path.file_name().is_none() {
-            return Err(PluginError::permanent(format!(
-                "user name {user:?} leads outside the mail directory"
-            )));
-        }
-        Ok(path)
+        poppet_sdk::mailbox::template_path(template, user)
     }
-}
-
-/// Refuses user names that could change which file a template names: empty, `/`, `..`, or any
-/// control character (which also keeps them out of log lines).
-pub fn check_user(user: &str) -> Result<(), PluginError> {
-    let bad = user.is_empty()
-        || user.contains('/')
-        || user.contains("..")
-        || user.chars().any(char::is_control);
-    if bad {
-        return Err(PluginError::new(
-            ErrorCode::PERMANENT,
-            format!("user name {user:?} is not allowed in a mailbox path"),
-        ));
-    }
-    Ok(())
-}
-
-/// Expands `%u`, `%n`, `%d` and `%%` in `template` (the same escapes as the maildir store). Each
-/// substituted part must be a usable path component (not empty, `.` or `..`).
-pub fn expand(template: &str, user: &str) -> Result<PathBuf, String> {
-    let (local, domain) = match user.rsplit_once('@') {
-        Some((local, domain)) => (local, Some(domain)),
-        None => (user, None),
-    };
-    let mut out = String::with_capacity(template.len() + user.len());
-    let mut chars = template.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let part = match chars.next() {
-            Some('%') => {
-                out.push('%');
-                continue;
-            }
-            Some('u') => user,
-            Some('n') => local,
-            Some('d') => domain.ok_or_else(|| format!("user {user:?} has no domain for %d"))?,
-            Some(other) => return Err(format!("unknown escape %{other} (known: %u %n %d %%)")),
-            None => return Err("a lone % at the end (write %% for a percent sign)".into()),
-        };
-        if part.is_empty() || part == "." || part == ".." {
-            return Err(format!(
-                "user {user:?} gives an unusable path part {part:?}"
-            ));
-        }
-        out.push_str(part);
-    }
-    Ok(PathBuf::from(out))
 }
 
 fn config(key: &str, message: &str) -> PluginError {
@@ -291,7 +234,7 @@ mod tests {
             r#"(colour: "blue")"#,
         ] {
             let err = Settings::parse(bad).expect_err(bad);
-            assert_eq!(err.code, ErrorCode::CONFIG, "{bad}");
+            assert_eq!(err.code, poppet_sdk::ErrorCode::CONFIG, "{bad}");
         }
     }
 
