@@ -108,7 +108,7 @@ impl Settings {
     /// optionally prefixed `maildir:` as in Dovecot's `userdb_mail`; anything after a further `:`
     /// is Dovecot option syntax and ignored), else the template expanded for `user`.
     ///
-    /// A user name that could escape the template is refused with [`ErrorCode::PERMANENT`]:
+    /// A user name that could escape the template is refused with [`poppet_sdk::ErrorCode::PERMANENT`]:
     /// retrying cannot fix it, and it is not an authentication failure (the password was right).
     pub fn mailbox_path(&self, user: &str, mailbox: Option<&str>) -> Result<PathBuf, PluginError> {
         if let Some(mailbox) = mailbox {
