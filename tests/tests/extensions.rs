@@ -8,7 +8,6 @@ use poppet_testkit::{
     Client, TestServer, artifacts, copy_dir, demo_maildir, maildir_messages, workspace_root,
 };
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A plugin entry for `library` (a package name) as extension `name` with `settings`.
@@ -56,24 +55,6 @@ fn setup(dir: &Path, extensions: &str, active: &[&str]) -> String {
     )
 }
 
-/// `poppet check` on `config`: success and everything it printed.
-fn check(dir: &Path, config: &str) -> (bool, String) {
-    let path = dir.join("check.ron");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(&artifacts().poppet)
-        .arg("check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 fn capa(c: &mut Client) -> Vec<String> {
     let (_, body) = c.multi("CAPA");
     String::from_utf8(body)
@@ -98,24 +79,15 @@ fn xhello_greets_the_user_and_is_advertised() {
         &entry("poppet-hello-extension", "hello", "()"),
         &["hello"],
     );
-    let (ok, text) = check(dir.path(), &config);
+    let (ok, text) = poppet_testkit::check_text(dir.path(), "check.ron", &config);
     assert!(ok, "{text}");
     assert!(
         text.contains("plugin extension `hello`: hello-extension") && text.contains("(active)"),
         "{text}"
     );
     // The book's config for the tutorial loads it too (bare library names, found next to the binary).
-    let out = Command::new(&artifacts().poppet)
-        .current_dir(workspace_root())
-        .args(["check", "--config", "examples/hello-extension/poppet.ron"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = poppet_testkit::check_file(Path::new("examples/hello-extension/poppet.ron"));
+    assert!(ok, "{text}");
     assert!(text.contains("plugin extension `hello`"), "{text}");
 
     let server = TestServer::start(dir.path(), &config);
@@ -276,7 +248,7 @@ fn verbs_that_collide_are_refused_at_load() {
         &format!("{hello}\n{twin}"),
         &["hello", "hello-twin"],
     );
-    let (ok, text) = check(dir.path(), &config);
+    let (ok, text) = poppet_testkit::check_text(dir.path(), "check.ron", &config);
     assert!(!ok, "{text}");
     assert!(
         text.contains(
@@ -286,12 +258,12 @@ fn verbs_that_collide_are_refused_at_load() {
     );
     // Loaded but inactive, the twin is harmless.
     let config = setup(dir.path(), &format!("{hello}\n{twin}"), &["hello"]);
-    let (ok, text) = check(dir.path(), &config);
+    let (ok, text) = poppet_testkit::check_text(dir.path(), "check.ron", &config);
     assert!(ok, "{text}");
 
     let thief = entry("poppet-test-faulty", "retr-thief", "()");
     let config = setup(dir.path(), &thief, &["retr-thief"]);
-    let (ok, text) = check(dir.path(), &config);
+    let (ok, text) = poppet_testkit::check_text(dir.path(), "check.ron", &config);
     assert!(!ok, "{text}");
     assert!(
         text.contains("extension `retr-thief` declares verb RETR, which the core already provides"),

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 use poppet_testkit::{Client, TestServer, artifacts};
-use std::process::Command;
 use std::time::Duration;
 
 fn faulty_config(auth_lib: &str, store_lib: &str, store_settings: &str) -> String {
@@ -30,20 +29,7 @@ fn faulty_lib() -> String {
 
 fn check(config: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("poppet.ron");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(&artifacts().poppet)
-        .arg("check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    poppet_testkit::check_text(dir.path(), "poppet.ron", config)
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{demo, demo_with};
-use poppet_testkit::{Client, artifacts, maildir_messages, workspace_root};
+use poppet_testkit::{Client, artifacts, maildir_messages};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -70,17 +70,8 @@ fn sigterm_ends_idle_sessions_commits_nothing_and_exits_cleanly() {
 
 #[test]
 fn the_quickstart_config_checks_out() {
-    let out = Command::new(&artifacts().poppet)
-        .current_dir(workspace_root())
-        .args(["check", "--config", "examples/quickstart.ron"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = poppet_testkit::check_file(std::path::Path::new("examples/quickstart.ron"));
+    assert!(ok, "{text}");
     assert!(text.contains("plugin auth `passwd`: auth-passwd"), "{text}");
     assert!(
         text.contains("plugin store `maildir`: store-maildir"),

@@ -69,6 +69,30 @@ pub fn crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Runs `poppet check --config PATH` from the workspace root; success and everything it printed.
+pub fn check_file(path: &Path) -> (bool, String) {
+    let out = std::process::Command::new(&artifacts().poppet)
+        .current_dir(workspace_root())
+        .arg("check")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Like [`check_file`] for config text, written to `dir/name`.
+pub fn check_text(dir: &Path, name: &str, config: &str) -> (bool, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, config).unwrap();
+    check_file(&path)
+}
+
 /// Records that a test (or part of one) could not run, with the reason: printed on stderr, and
 /// appended to `target/poppet-test-skips.txt`, which `.ci/run` prints at the end so a skip is never
 /// silent (cargo hides the output of passing tests).
