@@ -49,6 +49,17 @@ fn password_guessing_is_delayed_penalised_and_cut_off_but_other_addresses_are_no
         "{}",
         d.server.log()
     );
+    // Served once per attempt, not once per layer the attempt passes through.
+    assert!(
+        d.server
+            .wait_for_log("logout user=\"demo\"", Duration::from_secs(10))
+    );
+    assert_eq!(
+        d.server.log().matches("auth penalty 4s").count(),
+        1,
+        "{}",
+        d.server.log()
+    );
 
     // Guessing again from 127.0.0.1, while a user on another address logs in without waiting.
     let mut c = Client::connect(d.server.addr);

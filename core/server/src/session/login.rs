@@ -89,14 +89,6 @@ impl Driver<'_> {
             return self.failed(&creds.user, creds.mechanism).await;
         }
         let ip = self.conn.peer.ip();
-        let penalty = self.shared.penalties.penalty(ip, Instant::now());
-        if !penalty.is_zero() {
-            log::debug!(
-                "session {}: auth penalty {penalty:?} for rip={ip}",
-                self.conn.id
-            );
-            Timer::after(penalty).await;
-        }
         let req = poppet_sdk::AuthRequest {
             mechanism: creds.mechanism.to_owned(),
             user: creds.user.clone(),
