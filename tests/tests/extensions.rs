@@ -299,3 +299,124 @@ fn a_panicking_extension_costs_one_command_and_nothing_else() {
     c.login("demo", "demo");
     assert!(c.cmd("QUIT").starts_with("+OK"));
 }
+
+/// RFC 6856 through the real ext-lang plugin: UTF8 gates UTF-8 user names, LANG lists and selects
+/// languages, the core's own texts (errors, +OK lines, the QUIT line) come out in German while
+/// protocol data and plugin texts do not change, and `poppet check` reports the catalog complete.
+#[test]
+fn lang_and_utf8_translate_the_core_and_admit_utf8_user_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(
+        dir.path(),
+        &entry("poppet-ext-lang", "lang", "()"),
+        &["lang"],
+    );
+    // A UTF-8 user, with a maildir of its own.
+    let users = dir.path().join("users");
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str("jürgen:{PLAIN}geheim::::::\n");
+    std::fs::write(&users, text).unwrap();
+    copy_dir(&demo_maildir(), &dir.path().join("mail/jürgen/Maildir"));
+
+    let (ok, report) = poppet_testkit::check_text(dir.path(), "check.ron", &config);
+    assert!(ok, "{report}");
+    let total = poppet_proto::text::TEMPLATES.len();
+    assert!(
+        report.contains(&format!(
+            "language de (Deutsch): {total} of {total} texts translated\n"
+        )),
+        "{report}"
+    );
+
+    let server = TestServer::start(dir.path(), &config);
+    let mut c = Client::connect(server.addr);
+    let caps = capa(&mut c);
+    assert!(caps.contains(&"UTF8 USER".to_owned()), "{caps:?}");
+    assert!(caps.contains(&"LANG".to_owned()), "{caps:?}");
+    // Before UTF8, a non-ASCII user name is refused with the reason; ASCII names are not affected.
+    assert_eq!(
+        c.cmd("USER jürgen"),
+        "-ERR a user name with non-ASCII characters needs the UTF8 command first"
+    );
+    let (first, listing) = c.multi("LANG");
+    assert_eq!(first, "+OK Language listing follows");
+    assert_eq!(
+        String::from_utf8(listing).unwrap(),
+        "en English\r\nde Deutsch\r\n"
+    );
+    assert_eq!(c.cmd("LANG de-CH"), "-ERR no such language: de-CH");
+    assert_eq!(c.cmd("LANG de"), "+OK de Sprache gewechselt");
+    assert_eq!(
+        c.cmd("RETR 1"),
+        "-ERR RETR ist im Zustand AUTHORIZATION nicht erlaubt"
+    );
+    assert_eq!(c.cmd("UTF8"), "+OK UTF-8-Modus eingeschaltet");
+    assert_eq!(c.cmd("USER jürgen"), "+OK PASS senden");
+    let n = maildir_messages(&dir.path().join("mail/jürgen/Maildir")).len();
+    let r = c.cmd("PASS geheim");
+    assert!(
+        r.starts_with(&format!(
+            "+OK Angemeldet, das Postfach enthält {n} Nachrichten"
+        )),
+        "{r}"
+    );
+    // STAT is protocol data: numbers only, whatever the language.
+    let stat = c.cmd("STAT");
+    assert!(stat.starts_with(&format!("+OK {n} ")), "{stat}");
+    assert_eq!(c.cmd("RETR"), "-ERR RETR braucht eine Nachrichtennummer");
+    assert_eq!(c.cmd("DELE 99"), "-ERR keine solche Nachricht");
+    assert_eq!(c.cmd("DELE 1"), "+OK Nachricht 1 gelöscht");
+    // Back to English mid-session.
+    assert_eq!(c.cmd("LANG en"), "+OK en Language changed");
+    assert_eq!(c.cmd("DELE 1"), "-ERR message 1 already deleted");
+    assert_eq!(c.cmd("LANG *"), "+OK en Language changed");
+    assert_eq!(c.cmd("LANG de"), "+OK de Sprache gewechselt");
+    assert_eq!(
+        c.cmd("UTF8"),
+        "-ERR UTF8 ist im Zustand TRANSACTION nicht erlaubt"
+    );
+    assert_eq!(
+        c.cmd("QUIT"),
+        "+OK Poppet verabschiedet sich (1 Nachrichten gelöscht)"
+    );
+    assert_eq!(
+        maildir_messages(&dir.path().join("mail/jürgen/Maildir")).len(),
+        n - 1
+    );
+    // Other sessions are English.
+    let mut c = Client::connect(server.addr);
+    assert_eq!(
+        c.cmd("DELE 1"),
+        "-ERR DELE is not valid in the AUTHORIZATION state"
+    );
+}
+
+/// A catalog that does not fit the core's table is refused at load with the plugin, the id and the
+/// config position, by `poppet check` and at start alike.
+#[test]
+fn a_catalog_with_an_unknown_placeholder_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("xx.ron");
+    std::fs::write(
+        &catalog,
+        r#"(tag: "fr", name: "Français", texts: {"already-deleted": "message {numéro} déjà supprimé"})"#,
+    )
+    .unwrap();
+    let settings = format!("(catalog_files: [{:?}])", catalog.display().to_string());
+    let config = setup(
+        dir.path(),
+        &entry("poppet-ext-lang", "lang", &settings),
+        &["lang"],
+    );
+    let (ok, text) = poppet_testkit::check_text(dir.path(), "check.ron", &config);
+    assert!(!ok, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("extension `lang`"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("check.ron:"), "{line}");
+    assert!(
+        line.contains("already-deleted") && line.contains("{numéro}"),
+        "{line}"
+    );
+}

@@ -27,12 +27,22 @@ use crate::event::{AuthRequest, Event, LoginOutcome, Mechanism};
 use crate::response::Response;
 use crate::session::{Account, Pending, Phase, Session};
 use crate::state::State;
+use crate::text::Text;
 use crate::transaction::Maildrop;
 use crate::user::validate_user;
 
 impl Session {
     /// USER, PASS and APOP.
     pub(crate) fn authorization(&mut self, command: Command) -> Result<Event, ProtoError> {
+        // RFC 6856 §2: UTF-8 user names once the client has said UTF8 (when offered).
+        let ascii_names_only = self.options.utf8_users_need_command && !self.utf8;
+        let check_name = |name: &str| {
+            if ascii_names_only && !name.is_ascii() {
+                Err(ProtoError::Utf8UserNeedsUtf8)
+            } else {
+                Ok(())
+            }
+        };
         let Phase::Authorization {
             user: candidate, ..
         } = &mut self.phase
@@ -52,8 +62,9 @@ impl Session {
         match command {
             Command::User(name) => {
                 user_pass?;
+                check_name(&name)?;
                 *candidate = Some(name);
-                Ok(Event::Reply(Response::ok("send PASS")))
+                Ok(Event::Reply(Response::ok_text(Text::new("user-accepted"))))
             }
             Command::Pass(secret) => {
                 user_pass?;
@@ -74,6 +85,7 @@ impl Session {
                 if self.options.apop_timestamp.is_none() {
                     return Err(ProtoError::ApopDisabled);
                 }
+                check_name(&user)?;
                 *candidate = None;
                 self.pending = Some(Pending::Auth { user: user.clone() });
                 let request = AuthRequest {
@@ -129,9 +141,11 @@ impl Session {
                     maildrop,
                     policy,
                 });
-                Response::ok(format!(
-                    "Logged in, maildrop has {count} messages ({octets} octets)"
-                ))
+                Response::ok_text(
+                    Text::new("logged-in")
+                        .arg("count", count)
+                        .arg("octets", octets),
+                )
             }
             LoginOutcome::Rejected => ProtoError::AuthFailed.to_response(),
             LoginOutcome::InUse => ProtoError::MailboxInUse.to_response(),

@@ -18,6 +18,7 @@ use crate::options::{Expire, SessionOptions};
 use crate::response::Response;
 use crate::sasl::allowed_mechanisms;
 use crate::state::State;
+use crate::text::Text;
 
 /// The per-user values that override the server defaults after login.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,7 +73,8 @@ pub(crate) fn capa_response(
     state: State,
     user: Option<UserPolicy>,
 ) -> Response {
-    Response::ok("Capability list follows").with_lines(capability_lines(options, state, user))
+    Response::ok_text(Text::new("capability-list"))
+        .with_lines(capability_lines(options, state, user))
 }
 
 fn tagged(line: String, per_user: bool) -> String {

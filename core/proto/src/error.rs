@@ -7,31 +7,27 @@
 //! is the one total mapping to the wire; its text is the `Display` of the error, so logs
 //! and the wire say the same thing.
 
+use std::fmt;
+
 use crate::response::{Response, ResponseCode};
 use crate::state::State;
 
 /// An error the session answers with `-ERR`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProtoError {
     // The client's framing and syntax.
     /// The command line exceeds 255 octets including CRLF (RFC 2449 §4).
-    #[error("line too long (at most 255 octets including CRLF)")]
     LineTooLong,
     /// The command line contains a control character (NUL, TAB, a stray CR, ...).
-    #[error("command contains control character 0x{0:02X}")]
     ControlCharacter(u8),
     /// The command line is not UTF-8.
-    #[error("command is not valid UTF-8")]
     InvalidUtf8,
     /// The command line is empty.
-    #[error("empty command")]
     EmptyCommand,
     /// The keyword is neither a core command nor a configured extension verb.
-    #[error("unknown command {0}")]
     UnknownCommand(String),
     /// A required argument is missing.
-    #[error("{verb} needs {what}")]
     MissingArgument {
         /// The command keyword.
         verb: &'static str,
@@ -39,13 +35,10 @@ pub enum ProtoError {
         what: &'static str,
     },
     /// More arguments than the command takes.
-    #[error("too many arguments for {0}")]
     TooManyArguments(&'static str),
     /// An argument exceeds 40 octets (RFC 1939 §3, RFC 2449 §4).
-    #[error("argument too long (at most 40 octets)")]
     ArgumentTooLong,
     /// A number argument is not unsigned decimal.
-    #[error("{what} must be a decimal number, got {value}")]
     InvalidNumber {
         /// What the number is, e.g. "message number".
         what: &'static str,
@@ -53,16 +46,13 @@ pub enum ProtoError {
         value: String,
     },
     /// The APOP digest is not 32 hexadecimal digits (RFC 1939 §7).
-    #[error("APOP digest must be 32 hexadecimal digits")]
     InvalidDigest,
     /// A SASL continuation line exceeds [`crate::SessionOptions::max_sasl_line`]; the
     /// exchange is cancelled.
-    #[error("authentication line too long (at most {0} octets including CRLF)")]
     SaslLineTooLong(usize),
 
     // The client's timing.
     /// The command exists but not in the current state.
-    #[error("{verb} is not valid in the {state} state")]
     WrongState {
         /// The command keyword.
         verb: String,
@@ -70,83 +60,63 @@ pub enum ProtoError {
         state: State,
     },
     /// PASS without a preceding successful USER (RFC 1939 §7).
-    #[error("PASS must follow a successful USER")]
     PassWithoutUser,
     /// USER/PASS is switched off by configuration.
-    #[error("USER/PASS login is disabled")]
     UserPassDisabled,
     /// APOP is not offered (no timestamp in the greeting).
-    #[error("APOP is not available")]
     ApopDisabled,
     /// STLS while TLS is already active; the text is RFC 2595 §4's example.
-    #[error("Command not permitted when TLS active")]
     TlsActive,
     /// STLS is not offered on this connection.
-    #[error("STLS is not available")]
     StlsNotOffered,
     /// STLS between USER and PASS (RFC 2595 §4 allows it in AUTHORIZATION; refusing it
     /// mid-login keeps a plain-text USER from carrying over into TLS).
-    #[error("STLS is not allowed after USER")]
     StlsAfterUser,
     /// A cleartext login on an unencrypted connection while the policy forbids it;
     /// Dovecot's text, which users and operators know.
-    #[error("Plaintext authentication disallowed on non-secure (SSL/TLS) connections.")]
     PlaintextDisallowed,
     /// AUTH names a mechanism the session does not offer.
-    #[error("Unsupported authentication mechanism")]
     UnsupportedMechanism,
+    /// A user name with non-ASCII characters before the RFC 6856 `UTF8` command, on a server
+    /// that offers it.
+    Utf8UserNeedsUtf8,
     /// The message number is 0 or beyond the maildrop.
-    #[error("no such message")]
     NoSuchMessage,
     /// The message is marked as deleted (RFC 1939 §5).
-    #[error("message {0} already deleted")]
     AlreadyDeleted(u64),
     /// Too many consecutive bad commands; the session closes.
-    #[error("too many bad commands, closing connection")]
     TooManyBadCommands,
     /// The autologout timer expired (RFC 1939 §3).
-    #[error("autologout: idle for too long")]
     IdleTimeout,
     /// The client did not log in within the login timeout.
-    #[error("Disconnected: login took too long")]
     LoginTimeout,
 
     // The login outcome.
     /// The credentials were rejected (RFC 3206 `AUTH`).
-    #[error("Authentication failed")]
     AuthFailed,
     /// The maildrop is locked by another session (RFC 2449 §8.1 `IN-USE`).
-    #[error("maildrop is locked by another session")]
     MailboxInUse,
     /// The user logged in too recently (RFC 2449 §8.1 `LOGIN-DELAY`).
-    #[error("logged in too recently, try again later")]
     LoginTooSoon,
     /// The client cancelled a SASL exchange with `*` (RFC 5034 §4).
-    #[error("Authentication cancelled")]
     SaslCancelled,
     /// The driver found the SASL exchange malformed (bad base64, a malformed message);
     /// the text says what.
-    #[error("{0}")]
     SaslFailed(String),
 
     // The server or a plugin.
     /// A temporary failure (RFC 3206 `SYS/TEMP`); the text says what failed.
-    #[error("{0}")]
     Temporary(String),
     /// A permanent failure (RFC 3206 `SYS/PERM`); the text says what failed.
-    #[error("{0}")]
     Permanent(String),
     /// Some deletions failed at QUIT (RFC 1939 §6).
-    #[error("some deleted messages not removed ({failed} failed)")]
     CommitPartial {
         /// How many deletions failed.
         failed: usize,
     },
     /// The commit failed as a whole (RFC 1939 §6).
-    #[error("some deleted messages not removed: {0}")]
     CommitFailed(String),
     /// The driver answered an action that was never requested (a driver bug).
-    #[error("internal error: no such action pending")]
     NothingPending,
 }
 
@@ -184,6 +154,7 @@ impl ProtoError {
             | Self::StlsNotOffered
             | Self::StlsAfterUser
             | Self::UnsupportedMechanism
+            | Self::Utf8UserNeedsUtf8
             | Self::NoSuchMessage
             | Self::AlreadyDeleted(_)
             | Self::TooManyBadCommands
@@ -201,11 +172,30 @@ impl ProtoError {
         matches!(self, Self::PlaintextDisallowed | Self::UnsupportedMechanism)
     }
 
-    /// The `-ERR` line for this error.
+    /// The `-ERR` line for this error; a core text remembers its id, so a session with a
+    /// language selected can translate it.
     pub fn to_response(&self) -> Response {
-        Response::err(self.code(), self.to_string())
+        match self.text() {
+            Some(text) => Response::err_text(self.code(), text),
+            None => Response::err(self.code(), self.to_string()),
+        }
     }
 }
+
+/// The English text of [`crate::text::TEMPLATES`], or the plugin's own text.
+impl fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.text(), self) {
+            (Some(text), _) => text.fmt(f),
+            (None, Self::SaslFailed(text) | Self::Temporary(text) | Self::Permanent(text)) => {
+                f.write_str(text)
+            }
+            (None, _) => f.write_str("error"),
+        }
+    }
+}
+
+impl std::error::Error for ProtoError {}
 
 impl From<ProtoError> for Response {
     fn from(error: ProtoError) -> Self {

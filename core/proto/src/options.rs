@@ -100,6 +100,10 @@ pub struct SessionOptions {
     pub max_sasl_line: usize,
     /// Verbs provided by extension plugins.
     pub extension_verbs: Vec<ExtensionVerb>,
+    /// RFC 6856: user names with non-ASCII characters need the `UTF8` command first
+    /// ([`crate::Session::enable_utf8`]). Set when an extension offers `UTF8`; off, such
+    /// names are accepted as they are (what servers without RFC 6856 do).
+    pub utf8_users_need_command: bool,
     /// Extra lines for the CAPA response (e.g. from configuration).
     pub extra_capabilities: Vec<String>,
     /// The greeting text after `+OK`. Default "Poppet ready".
@@ -131,6 +135,7 @@ impl Default for SessionOptions {
             sasl_mechanisms: Vec::new(),
             max_sasl_line: 8192,
             extension_verbs: Vec::new(),
+            utf8_users_need_command: false,
             extra_capabilities: Vec::new(),
             greeting_text: String::from("Poppet ready"),
         }

@@ -16,8 +16,11 @@
 //! character followed by a single space and a string encoded using Base64", which
 //! [`Response::continuation`] builds (an empty challenge is `+ ` alone).
 //!
-//! Text comes partly from plugins, so constructors replace control characters with
+//! Core texts come from one table ([`crate::text`]) and can be translated; other text
+//! comes from plugins, so constructors replace control characters with
 //! spaces (no CRLF injection) and cap the first line at 512 octets.
+
+use crate::text::{Catalog, Text};
 
 /// The status indicator of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +75,26 @@ impl ResponseCode {
 }
 
 /// One response: status, optional code, text, optional multi-line body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A response built from a core [`Text`] remembers it, so [`Response::localize`] can render
+/// it in the session's language; equality compares the wire form only.
+#[derive(Debug, Clone)]
 pub struct Response {
     status: Status,
     code: Option<ResponseCode>,
     text: String,
     lines: Option<Vec<String>>,
+    source: Option<Text>,
 }
+
+impl PartialEq for Response {
+    fn eq(&self, other: &Self) -> bool {
+        (self.status, self.code, &self.text, &self.lines)
+            == (other.status, other.code, &other.text, &other.lines)
+    }
+}
+
+impl Eq for Response {}
 
 impl Response {
     /// The longest first line RFC 2449 §4 allows, CRLF included.
@@ -94,6 +110,34 @@ impl Response {
         Self::build(Status::Err, code, text.into())
     }
 
+    /// A positive response with a core text, `+OK <text>`, translatable.
+    pub fn ok_text(text: Text) -> Self {
+        let mut response = Self::build(Status::Ok, None, text.to_string());
+        response.source = Some(text);
+        response
+    }
+
+    /// A negative response with a core text, `-ERR [<code>] <text>`, translatable.
+    pub fn err_text(code: Option<ResponseCode>, text: Text) -> Self {
+        let mut response = Self::build(Status::Err, code, text.to_string());
+        response.source = Some(text);
+        response
+    }
+
+    /// Renders the text again from `catalog` (English when `None`), if it is a core
+    /// text; plugin texts and protocol data stay as they are.
+    pub fn localize(&mut self, catalog: Option<&Catalog>) {
+        if let Some(source) = &self.source {
+            let rebuilt = Self::build(self.status, self.code, source.render(catalog));
+            self.text = rebuilt.text;
+        }
+    }
+
+    /// The core text this response was built from, if any.
+    pub fn source(&self) -> Option<&Text> {
+        self.source.as_ref()
+    }
+
     /// A SASL challenge, `+ <data>` (RFC 5034 §4); `data` is already base64. It is not
     /// capped at 512 octets: RFC 2449 §4 limits the first line of a command response,
     /// and challenges of some mechanisms (GSSAPI) are longer.
@@ -103,6 +147,7 @@ impl Response {
             code: None,
             text: sanitize(&data.into()),
             lines: None,
+            source: None,
         }
     }
 
@@ -134,6 +179,7 @@ impl Response {
             code,
             text,
             lines: None,
+            source: None,
         }
     }
 

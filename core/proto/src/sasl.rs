@@ -27,6 +27,7 @@ use crate::event::{Event, LoginOutcome};
 use crate::options::SessionOptions;
 use crate::response::Response;
 use crate::session::{Pending, Phase, Session};
+use crate::text::Text;
 
 /// Mechanisms that carry the password in the clear (RFC 4616 PLAIN, and LOGIN).
 const PLAINTEXT_MECHANISMS: [&str; 2] = ["PLAIN", "LOGIN"];
@@ -79,7 +80,7 @@ impl Session {
         let Some(mechanism) = mechanism else {
             let lines = allowed_mechanisms(&self.options);
             return Ok(Event::Reply(
-                Response::ok("Supported SASL mechanisms follow").with_lines(lines),
+                Response::ok_text(Text::new("sasl-mechanisms")).with_lines(lines),
             ));
         };
         let configured = self

@@ -22,6 +22,7 @@
 
 use std::collections::VecDeque;
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::capability::{UserPolicy, capa_response};
@@ -32,6 +33,7 @@ use crate::line::LineReader;
 use crate::options::SessionOptions;
 use crate::response::Response;
 use crate::state::State;
+use crate::text::Catalog;
 use crate::transaction::Maildrop;
 
 /// A POP3 session state machine (RFC 1939 §3 states; see [`State`]).
@@ -51,6 +53,10 @@ pub struct Session {
     /// Consecutive engine errors.
     bad_streak: u32,
     pub(crate) stats: SessionStats,
+    /// The language of the core's texts (RFC 6856 `LANG`); English when `None`.
+    catalog: Option<Arc<Catalog>>,
+    /// RFC 6856 UTF-8 mode, switched on by the `UTF8` command.
+    pub(crate) utf8: bool,
 }
 
 /// The RFC state together with the data that only exists in it.
@@ -114,6 +120,8 @@ impl Session {
             touch_on_next: false,
             bad_streak: 0,
             stats: SessionStats::default(),
+            catalog: None,
+            utf8: false,
         }
     }
 
@@ -146,7 +154,7 @@ impl Session {
             self.last_activity = now;
         }
         if let Some(event) = self.queued.pop_front() {
-            return Some(event);
+            return Some(self.localized(event));
         }
         if self.pending.is_some() || !self.reads_commands() {
             return None;
@@ -160,7 +168,8 @@ impl Session {
         self.last_activity = now;
         self.stats.commands += 1;
         let result = line.and_then(|line| self.dispatch(&line));
-        Some(self.conclude(result))
+        let event = self.conclude(result);
+        Some(self.localized(event))
     }
 
     /// When a timer fires: last client activity plus the idle timeout, and before
@@ -190,7 +199,8 @@ impl Session {
         } else {
             (CloseReason::Timeout, ProtoError::IdleTimeout)
         };
-        Some(self.close(reason, Some(error.to_response())))
+        let reply = self.localize(error.to_response());
+        Some(self.close(reason, Some(reply)))
     }
 
     /// The end of the login timeout, while not logged in (and the timeout is on).
@@ -259,6 +269,53 @@ impl Session {
             self.pending = None;
             self.touch_on_next = true;
             self.queued.push_back(Event::Reply(reply));
+        }
+    }
+
+    /// Selects the language of the core's texts (RFC 6856 §3); `None` is English. Texts
+    /// from plugins and protocol data are not affected.
+    pub fn set_language(&mut self, catalog: Option<Arc<Catalog>>) {
+        self.catalog = catalog;
+    }
+
+    /// The selected language's tag; `None` while the texts are English.
+    pub fn language(&self) -> Option<&str> {
+        self.catalog.as_deref().map(Catalog::tag)
+    }
+
+    /// Switches RFC 6856 UTF-8 mode on (the `UTF8` command an extension answers): user
+    /// names with non-ASCII characters are accepted from now on, when
+    /// [`SessionOptions::utf8_users_need_command`] is set.
+    pub fn enable_utf8(&mut self) {
+        self.utf8 = true;
+    }
+
+    /// Whether UTF-8 mode is on.
+    pub fn utf8_enabled(&self) -> bool {
+        self.utf8
+    }
+
+    /// Renders a core text of `response` in the session's language (a no-op in English).
+    /// The engine does this for its own replies; the driver calls it for the core texts it
+    /// writes itself.
+    pub fn localize(&self, mut response: Response) -> Response {
+        if self.catalog.is_some() {
+            response.localize(self.catalog.as_deref());
+        }
+        response
+    }
+
+    fn localized(&self, event: Event) -> Event {
+        if self.catalog.is_none() {
+            return event;
+        }
+        match event {
+            Event::Reply(response) => Event::Reply(self.localize(response)),
+            Event::Close { reason, reply } => Event::Close {
+                reason,
+                reply: reply.map(|reply| self.localize(reply)),
+            },
+            other => other,
         }
     }
 

@@ -21,6 +21,7 @@ use crate::error::ProtoError;
 use crate::event::Event;
 use crate::response::Response;
 use crate::session::{Pending, Phase, Session};
+use crate::text::Text;
 
 impl Session {
     /// STLS: `+OK Begin TLS negotiation`, then [`Event::StartTls`].
@@ -43,7 +44,7 @@ impl Session {
         self.input.discard_all();
         self.pending = Some(Pending::Tls);
         self.queued.push_back(Event::StartTls);
-        Ok(Event::Reply(Response::ok("Begin TLS negotiation")))
+        Ok(Event::Reply(Response::ok_text(Text::new("begin-tls"))))
     }
 
     /// Answers [`Event::StartTls`] once the TLS handshake succeeded. Drops anything

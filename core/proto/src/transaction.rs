@@ -18,6 +18,7 @@ use crate::event::{Event, Failure, MessageMeta};
 use crate::response::Response;
 use crate::session::{Pending, Phase, Session};
 use crate::state::State;
+use crate::text::Text;
 
 /// The snapshot taken at login and the messages marked as deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +86,12 @@ impl Maildrop {
             Command::List(None) => {
                 let (count, octets) = self.totals();
                 let lines = self.live().map(|(n, meta)| format!("{n} {}", meta.size));
-                Response::ok(format!("{count} messages ({octets} octets)")).with_lines(lines)
+                Response::ok_text(
+                    Text::new("list-summary")
+                        .arg("count", count)
+                        .arg("octets", octets),
+                )
+                .with_lines(lines)
             }
             Command::List(Some(msg)) => {
                 let (_, meta) = self.lookup(msg)?;
@@ -93,7 +99,7 @@ impl Maildrop {
             }
             Command::Uidl(None) => {
                 let lines = self.live().map(|(n, meta)| format!("{n} {}", meta.uidl));
-                Response::ok("unique-id listing follows").with_lines(lines)
+                Response::ok_text(Text::new("uidl-listing")).with_lines(lines)
             }
             Command::Uidl(Some(msg)) => {
                 let (_, meta) = self.lookup(msg)?;
@@ -102,12 +108,16 @@ impl Maildrop {
             Command::Dele(msg) => {
                 let (index, _) = self.lookup(msg)?;
                 self.deleted[index] = true;
-                Response::ok(format!("message {msg} deleted"))
+                Response::ok_text(Text::new("message-deleted").arg("msg", msg))
             }
             Command::Rset => {
                 self.deleted.fill(false);
                 let (count, octets) = self.totals();
-                Response::ok(format!("maildrop has {count} messages ({octets} octets)"))
+                Response::ok_text(
+                    Text::new("maildrop-reset")
+                        .arg("count", count)
+                        .arg("octets", octets),
+                )
             }
             Command::Noop => Response::ok(""),
             _ => {
@@ -159,11 +169,14 @@ impl Session {
     /// write (`+OK <size> octets` for RETR, `+OK` for TOP). Then stream the body through
     /// a [`crate::BodyEncoder`] and call [`Session::transfer_completed`].
     pub fn transfer_started(&mut self) -> Response {
-        match self.pending {
-            Some(Pending::Transfer { top: false, size }) => Response::ok(format!("{size} octets")),
+        let response = match self.pending {
+            Some(Pending::Transfer { top: false, size }) => {
+                Response::ok_text(Text::new("message-octets").arg("octets", size))
+            }
             Some(Pending::Transfer { top: true, .. }) => Response::ok(""),
             _ => ProtoError::NothingPending.to_response(),
-        }
+        };
+        self.localize(response)
     }
 
     /// Answers [`Event::TransferRequested`] when the body could not be opened: the
@@ -174,10 +187,11 @@ impl Session {
         }
         self.pending = None;
         self.touch_on_next = true;
-        match failure {
+        let response = match failure {
             Failure::Temporary(text) => ProtoError::Temporary(text).to_response(),
             Failure::Permanent(text) => ProtoError::Permanent(text).to_response(),
-        }
+        };
+        self.localize(response)
     }
 
     /// The body (and its terminating `.` line) has been written. Ignored if no

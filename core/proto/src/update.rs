@@ -16,6 +16,7 @@ use crate::error::ProtoError;
 use crate::event::{CloseReason, CommitOutcome, Event};
 use crate::response::Response;
 use crate::session::{Pending, Phase, Session};
+use crate::text::Text;
 
 impl Session {
     /// QUIT in AUTHORIZATION (reply, close) or TRANSACTION (enter UPDATE, commit).
@@ -31,7 +32,7 @@ impl Session {
                 self.phase = phase;
                 let close = self.close(CloseReason::Quit, None);
                 self.queued.push_back(close);
-                Event::Reply(Response::ok("Poppet signing off"))
+                Event::Reply(Response::ok_text(Text::new("signing-off")))
             }
         }
     }
@@ -47,7 +48,7 @@ impl Session {
         let reply = match outcome {
             CommitOutcome::Committed { deleted } => {
                 self.stats.deleted += deleted as u64;
-                Response::ok(format!("Poppet signing off ({deleted} messages deleted)"))
+                Response::ok_text(Text::new("signing-off-deleted").arg("deleted", deleted))
             }
             CommitOutcome::Partial { failed } => ProtoError::CommitPartial { failed }.to_response(),
             CommitOutcome::Failed(text) => ProtoError::CommitFailed(text).to_response(),

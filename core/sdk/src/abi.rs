@@ -17,8 +17,8 @@
 use crate::error::PluginError;
 use crate::ffi::{FfiOption, FfiResult, FfiSlice, FfiStr, FfiString, FfiVec};
 use crate::types::{
-    Accepted, AuthOutcome, CommitReport, Expire, LoginDecision, QuitReport, Reply, ScramKeys,
-    Secret, SessionView, StoredSecret, VerbSpec,
+    Accepted, AuthOutcome, Catalog, CommitReport, Expire, LoginDecision, QuitReport, Reply,
+    ScramKeys, Secret, SessionChange, SessionView, StoredSecret, VerbSpec,
 };
 use async_ffi::{FfiContext, FfiFuture, FfiPoll};
 use std::ffi::c_void;
@@ -459,6 +459,41 @@ pub struct ExtensionVTable {
     /// CAPA lines that belong to no verb, borrowed from the object (appended like `at_quit`).
     pub capabilities:
         unsafe extern "C" fn(this: *const c_void) -> FfiSlice<'static, FfiStr<'static>>,
+    /// Translations of the core's texts, borrowed from the object (appended like `at_quit`).
+    pub catalogs:
+        unsafe extern "C" fn(this: *const c_void) -> FfiSlice<'static, FfiCatalog<'static>>,
+}
+
+/// [`Catalog`] at the boundary; `texts` and `terms` are flattened pairs (key, value, ...).
+#[repr(C)]
+#[derive(Debug)]
+pub struct FfiCatalog<'a> {
+    /// Language tag.
+    pub tag: FfiStr<'a>,
+    /// Language name.
+    pub name: FfiStr<'a>,
+    /// Id, template, id, template, ...
+    pub texts: FfiSlice<'a, FfiStr<'a>>,
+    /// Phrase, translation, ...
+    pub terms: FfiSlice<'a, FfiStr<'a>>,
+}
+
+impl FfiCatalog<'_> {
+    /// Copies into the Rust form.
+    pub fn to_catalog(&self) -> Catalog {
+        let pairs = |flat: &FfiSlice<'_, FfiStr<'_>>| {
+            flat.as_slice()
+                .chunks_exact(2)
+                .map(|pair| (pair[0].as_str().to_owned(), pair[1].as_str().to_owned()))
+                .collect()
+        };
+        Catalog {
+            tag: self.tag.as_str().to_owned(),
+            name: self.name.as_str().to_owned(),
+            texts: pairs(&self.texts),
+            terms: pairs(&self.terms),
+        }
+    }
 }
 
 /// [`VerbSpec`] at the boundary.
@@ -503,6 +538,10 @@ pub struct FfiSessionView<'a> {
     pub session_id: u64,
     /// The user's LOGIN-DELAY from the auth backend (appended like `session_id`).
     pub login_delay: FfiOption<u32>,
+    /// RFC 6856 UTF-8 mode (appended like `session_id`).
+    pub utf8: bool,
+    /// The language of the core's texts, empty for English (appended like `session_id`).
+    pub language: FfiStr<'a>,
 }
 
 impl FfiSessionView<'_> {
@@ -515,6 +554,10 @@ impl FfiSessionView<'_> {
             message_sizes: self.message_sizes.as_slice().to_vec(),
             session_id: self.session_id,
             login_delay: self.login_delay.as_ref().copied(),
+            utf8: self.utf8,
+            language: Some(self.language.as_str())
+                .filter(|tag| !tag.is_empty())
+                .map(str::to_owned),
         }
     }
 }
@@ -574,6 +617,10 @@ pub struct FfiReply {
     pub text: FfiString,
     /// Multi-line body.
     pub lines: FfiOption<FfiVec<FfiString>>,
+    /// [`SessionChange::utf8`].
+    pub utf8: bool,
+    /// [`SessionChange::language`].
+    pub language: FfiOption<FfiString>,
 }
 
 impl From<Reply> for FfiReply {
@@ -586,6 +633,8 @@ impl From<Reply> for FfiReply {
                 .lines
                 .map(|l| FfiVec::from(l.into_iter().map(FfiString::from).collect::<Vec<_>>()))
                 .into(),
+            utf8: r.change.utf8,
+            language: r.change.language.map(FfiString::from).into(),
         }
     }
 }
@@ -600,6 +649,10 @@ impl From<FfiReply> for Reply {
                 .lines
                 .as_ref()
                 .map(|l| l.as_slice().iter().map(|s| s.as_str().to_owned()).collect()),
+            change: SessionChange {
+                utf8: r.utf8,
+                language: r.language.as_ref().map(|l| l.as_str().to_owned()),
+            },
         }
     }
 }

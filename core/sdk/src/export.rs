@@ -4,16 +4,16 @@
 //! Not public API: the macro reaches these through `$crate::__private`.
 
 use crate::abi::{
-    self, AuthVTable, BodyVTable, ExtensionVTable, FfiAuthOutcome, FfiAuthRequest, FfiCommitReport,
-    FfiExtensionCall, FfiLoginDecision, FfiMessageInfo, FfiOpenRequest, FfiQuitReport, FfiReply,
-    FfiSessionView, FfiStoredSecret, FfiVerbSpec, HostApi, MaildropVTable, PluginDecl,
-    PluginFuture, RawObject, StoreVTable, VTableHeader, to_ffi_result,
+    self, AuthVTable, BodyVTable, ExtensionVTable, FfiAuthOutcome, FfiAuthRequest, FfiCatalog,
+    FfiCommitReport, FfiExtensionCall, FfiLoginDecision, FfiMessageInfo, FfiOpenRequest,
+    FfiQuitReport, FfiReply, FfiSessionView, FfiStoredSecret, FfiVerbSpec, HostApi, MaildropVTable,
+    PluginDecl, PluginFuture, RawObject, StoreVTable, VTableHeader, to_ffi_result,
 };
 use crate::error::PluginError;
 use crate::ffi::{FfiOption, FfiResult, FfiSlice, FfiStr};
 use crate::guard::{guard, guard_future, guard_or};
 use crate::traits::{AuthBackend, CommandExtension, MailStore, Maildrop};
-use crate::types::{AuthRequest, ExtensionCall, OpenRequest, Secret, VerbSpec};
+use crate::types::{AuthRequest, Catalog, ExtensionCall, OpenRequest, Secret, VerbSpec};
 use async_ffi::{BorrowingFfiFuture, FfiContext, FfiPoll, FutureExt as _};
 use std::ffi::c_void;
 use std::future::Future;
@@ -372,6 +372,9 @@ pub mod extension {
         _specs: Vec<VerbSpec>,
         ffi_capabilities: Vec<FfiStr<'static>>,
         _capabilities: Vec<String>,
+        ffi_catalogs: Vec<FfiCatalog<'static>>,
+        _catalog_pairs: Vec<(Vec<FfiStr<'static>>, Vec<FfiStr<'static>>)>,
+        _catalogs: Vec<Catalog>,
     }
 
     struct Shim<T>(std::marker::PhantomData<T>);
@@ -387,6 +390,7 @@ pub mod extension {
             after_login: after_login::<T>,
             at_quit: at_quit::<T>,
             capabilities: capabilities::<T>,
+            catalogs: catalogs::<T>,
         };
     }
 
@@ -422,12 +426,46 @@ pub mod extension {
                 // SAFETY: as above; the strings live in `_capabilities`.
                 .map(|c| FfiStr::new(unsafe { &*(c.as_str() as *const str) }))
                 .collect();
+            let catalogs = inner.catalogs();
+            // SAFETY (for each `&*` below): the strings live in `_catalogs`, owned by the same
+            // object and never mutated; String heap buffers do not move when the object moves.
+            let borrow = |s: &String| FfiStr::new(unsafe { &*(s.as_str() as *const str) });
+            let flatten = |pairs: &[(String, String)]| {
+                pairs
+                    .iter()
+                    .flat_map(|(key, value)| [borrow(key), borrow(value)])
+                    .collect::<Vec<_>>()
+            };
+            let catalog_pairs: Vec<_> = catalogs
+                .iter()
+                .map(|c| (flatten(&c.texts), flatten(&c.terms)))
+                .collect();
+            let ffi_catalogs = catalogs
+                .iter()
+                .zip(&catalog_pairs)
+                .map(|(c, (texts, terms))| FfiCatalog {
+                    tag: borrow(&c.tag),
+                    name: borrow(&c.name),
+                    // SAFETY: the vectors live in `_catalog_pairs`, owned by the object; their
+                    // heap buffers do not move when the outer Vec or the object moves.
+                    texts: FfiSlice::new(unsafe {
+                        &*(texts.as_slice() as *const [FfiStr<'static>])
+                    }),
+                    // SAFETY: as above.
+                    terms: FfiSlice::new(unsafe {
+                        &*(terms.as_slice() as *const [FfiStr<'static>])
+                    }),
+                })
+                .collect();
             Ok(Object {
                 inner,
                 ffi_specs,
                 _specs: specs,
                 ffi_capabilities,
                 _capabilities: capabilities,
+                ffi_catalogs,
+                _catalog_pairs: catalog_pairs,
+                _catalogs: catalogs,
             })
         });
         to_ffi_result(made.map(|o| into_object(o, &Shim::<T>::VTABLE.header)))
@@ -447,6 +485,14 @@ pub mod extension {
         // SAFETY: as in `verbs`.
         let object = unsafe { object::<Object<T>>(this) };
         FfiSlice::new(object.ffi_capabilities.as_slice())
+    }
+
+    unsafe extern "C" fn catalogs<T: CommandExtension>(
+        this: *const c_void,
+    ) -> FfiSlice<'static, FfiCatalog<'static>> {
+        // SAFETY: as in `verbs`.
+        let object = unsafe { object::<Object<T>>(this) };
+        FfiSlice::new(object.ffi_catalogs.as_slice())
     }
 
     unsafe extern "C" fn handle<T: CommandExtension>(

@@ -9,8 +9,9 @@ use crate::abi::{
 use crate::error::{ErrorCode, PluginError};
 use crate::ffi::{FfiSlice, FfiStr};
 use crate::types::{
-    AuthCapabilities, AuthOutcome, AuthRequest, CommitReport, ExtensionCall, LoginDecision,
-    MessageInfo, OpenRequest, QuitReport, Reply, SessionView, StoredSecret, VerbSpec,
+    AuthCapabilities, AuthOutcome, AuthRequest, Catalog, CommitReport, ExtensionCall,
+    LoginDecision, MessageInfo, OpenRequest, QuitReport, Reply, SessionView, StoredSecret,
+    VerbSpec,
 };
 use async_ffi::ContextExt;
 use std::ffi::c_void;
@@ -317,10 +318,14 @@ impl Library {
             .iter()
             .map(|c| c.as_str().to_owned())
             .collect();
+        // SAFETY: as above.
+        let catalogs = unsafe { (handle.vtable().catalogs)(handle.this) };
+        let catalogs = catalogs.as_slice().iter().map(|c| c.to_catalog()).collect();
         Ok(ExtensionPlugin {
             handle,
             verbs,
             capabilities,
+            catalogs,
         })
     }
 }
@@ -547,6 +552,7 @@ pub struct ExtensionPlugin {
     handle: Handle<ExtensionVTable>,
     verbs: Vec<VerbSpec>,
     capabilities: Vec<String>,
+    catalogs: Vec<Catalog>,
 }
 
 impl std::fmt::Debug for ExtensionPlugin {
@@ -554,6 +560,7 @@ impl std::fmt::Debug for ExtensionPlugin {
         f.debug_struct("ExtensionPlugin")
             .field("verbs", &self.verbs)
             .field("capabilities", &self.capabilities)
+            .field("catalogs", &self.catalogs.len())
             .finish()
     }
 }
@@ -570,6 +577,8 @@ fn ffi_view<'a>(view: &'a SessionView, parts: &'a ViewParts) -> FfiSessionView<'
         message_sizes: FfiSlice::new(&view.message_sizes),
         session_id: view.session_id,
         login_delay: view.login_delay.into(),
+        utf8: view.utf8,
+        language: FfiStr::new(view.language.as_deref().unwrap_or("")),
     }
 }
 
@@ -582,6 +591,11 @@ impl ExtensionPlugin {
     /// The CAPA lines it declared at creation that belong to no verb.
     pub fn capabilities(&self) -> &[String] {
         &self.capabilities
+    }
+
+    /// The translations of the core's texts it offered at creation.
+    pub fn catalogs(&self) -> &[Catalog] {
+        &self.catalogs
     }
 
     /// Runs a verb.

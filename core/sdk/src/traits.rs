@@ -3,8 +3,9 @@
 
 use crate::error::PluginError;
 use crate::types::{
-    AuthCapabilities, AuthOutcome, AuthRequest, CommitReport, ExtensionCall, LoginDecision,
-    MessageInfo, OpenRequest, QuitReport, Reply, SessionView, StoredSecret, VerbSpec,
+    AuthCapabilities, AuthOutcome, AuthRequest, Catalog, CommitReport, ExtensionCall,
+    LoginDecision, MessageInfo, OpenRequest, QuitReport, Reply, SessionView, StoredSecret,
+    VerbSpec,
 };
 use std::future::Future;
 
@@ -105,6 +106,14 @@ pub trait CommandExtension: Send + Sync + 'static {
     /// server-wide defaults the core advertises by RFC 2449's rules (tagged `USER` before login, the
     /// user's own value after). The default adds none.
     fn capabilities(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Translations of the core's response texts this extension offers (RFC 6856 `LANG`),
+    /// which its replies select with [`crate::SessionChange::language`]. Called once, when the
+    /// instance is created; the server checks each catalog against its text table and refuses
+    /// the plugin with a clear message if one does not fit. The default offers none.
+    fn catalogs(&self) -> Vec<Catalog> {
         Vec::new()
     }
 }

@@ -201,6 +201,10 @@ pub struct SessionView {
     /// The user's RFC 2449 LOGIN-DELAY from the auth backend ([`Accepted::login_delay`]), once
     /// logged in; `None` when the backend gave none (an extension then applies its own default).
     pub login_delay: Option<u32>,
+    /// Whether RFC 6856 UTF-8 mode is on ([`SessionChange::utf8`]).
+    pub utf8: bool,
+    /// The language of the core's texts ([`SessionChange::language`]); `None` is English.
+    pub language: Option<String>,
 }
 
 /// What a session did, given to [`crate::CommandExtension::at_quit`] when a logged-in session ends.
@@ -240,6 +244,38 @@ pub struct Reply {
     pub text: String,
     /// For a multi-line reply, its lines (the core dot-stuffs and terminates them).
     pub lines: Option<Vec<String>>,
+    /// What the core should change in the session after sending this reply.
+    pub change: SessionChange,
+}
+
+/// Session changes an extension's reply asks the core for: the RFC 6856 modes, which only
+/// the core can apply (it renders the texts and checks the user names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionChange {
+    /// Switch RFC 6856 UTF-8 mode on: user names with non-ASCII characters are accepted
+    /// from now on (the `UTF8` command).
+    pub utf8: bool,
+    /// Render the core's texts in this language from now on (the `LANG` command): the tag
+    /// of one of the extension's [`Catalog`]s, or `en` for English. An unknown tag is a
+    /// plugin error.
+    pub language: Option<String>,
+}
+
+/// A translation of the core's response texts (RFC 6856 `LANG`), which an extension offers
+/// through [`crate::CommandExtension::catalogs`]. The server checks it when the plugin loads
+/// (`poppet check` too): ids and terms must be the core's, placeholders those of the English
+/// text. The core's table, with every id and its English text, is in the book's chapter on
+/// extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    /// The language tag (RFC 5646), e.g. `de`.
+    pub tag: String,
+    /// The language's name in that language, e.g. `Deutsch`.
+    pub name: String,
+    /// Text id to translated template, e.g. `("no-such-message", "Keine solche Nachricht")`.
+    pub texts: Vec<(String, String)>,
+    /// English argument phrase to its translation, e.g. `("a password", "ein Passwort")`.
+    pub terms: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -250,6 +286,7 @@ impl Reply {
             code: None,
             text: text.into(),
             lines: None,
+            change: SessionChange::default(),
         }
     }
 
@@ -260,6 +297,7 @@ impl Reply {
             code: None,
             text: text.into(),
             lines: None,
+            change: SessionChange::default(),
         }
     }
 
@@ -270,7 +308,14 @@ impl Reply {
             code: None,
             text: text.into(),
             lines: Some(lines),
+            change: SessionChange::default(),
         }
+    }
+
+    /// This reply, asking the core to make `change` after sending it.
+    pub fn with_change(mut self, change: SessionChange) -> Self {
+        self.change = change;
+        self
     }
 }
 

@@ -108,6 +108,23 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
             if active { " (active)" } else { "" }
         );
     }
+    let mut languages: Vec<_> = plugins.catalogs.values().collect();
+    languages.sort_by(|a, b| a.tag().cmp(b.tag()));
+    for catalog in languages {
+        let total = poppet_proto::text::TEMPLATES.len();
+        let missing = catalog.untranslated();
+        println!(
+            "language {} ({}): {} of {total} texts translated{}",
+            catalog.tag(),
+            catalog.name(),
+            total - missing.len(),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(", English for: {}", missing.join(", "))
+            }
+        );
+    }
     for l in &config.listeners {
         let tls = match l.tls {
             poppet::config::TlsMode::None => "plain",

@@ -3,9 +3,11 @@
 //! naming the config position and the file.
 
 use crate::config::{Config, PluginKind, PluginSpec};
+use poppet_proto::Catalog;
 use poppet_sdk::host::{AuthPlugin, CreateError, ExtensionPlugin, Library, StorePlugin};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Verbs the core owns; an extension may not take them.
 pub const CORE_VERBS: &[&str] = &[
@@ -49,6 +51,8 @@ pub struct Plugins {
     pub store: StorePlugin,
     /// Active extensions, in config order.
     pub extensions: Vec<ExtensionPlugin>,
+    /// Translations of the core's texts the extensions offer, checked at load, by lowercase tag.
+    pub catalogs: HashMap<String, Arc<Catalog>>,
     /// Every instance created (active or not), in config order.
     pub loaded: Vec<LoadedPlugin>,
 }
@@ -208,12 +212,60 @@ fn assemble(
             owners.insert(verb, name.clone());
         }
     }
+    let mut catalogs: HashMap<String, Arc<Catalog>> = HashMap::new();
+    for (name, ext, spec) in &extensions {
+        for offered in ext.catalogs() {
+            let refuse = |message: String| PluginLoadError {
+                file: config.path.clone(),
+                line: spec.library_at.0,
+                column: spec.library_at.1,
+                message: format!("extension `{name}`: {message}"),
+            };
+            let catalog = Catalog::new(
+                &offered.tag,
+                &offered.name,
+                offered.texts.iter().cloned(),
+                offered.terms.iter().cloned(),
+            )
+            .map_err(|e| refuse(e.to_string()))?;
+            let tag = catalog.tag().to_owned();
+            if tag == "en" || catalogs.contains_key(&tag) {
+                return Err(refuse(format!(
+                    "language {tag} is offered twice (English is the core's own)"
+                )));
+            }
+            catalogs.insert(tag, Arc::new(catalog));
+        }
+    }
     Ok(Plugins {
         auth,
         store,
         extensions: extensions.into_iter().map(|(_, e, _)| e).collect(),
+        catalogs,
         loaded,
     })
+}
+
+impl Plugins {
+    /// The catalog a `LANG` reply selects: `Some(None)` for English (`en`), `None` for a tag no
+    /// extension offers.
+    pub fn catalog(&self, tag: &str) -> Option<Option<Arc<Catalog>>> {
+        let tag = tag.to_ascii_lowercase();
+        if tag == "en" {
+            return Some(None);
+        }
+        self.catalogs.get(&tag).cloned().map(Some)
+    }
+
+    /// Whether an extension offers RFC 6856's `UTF8` command; then user names with non-ASCII
+    /// characters need it first.
+    pub fn offers_utf8(&self) -> bool {
+        self.extensions.iter().any(|e| {
+            e.verbs()
+                .iter()
+                .any(|v| v.verb.eq_ignore_ascii_case("UTF8"))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -189,6 +189,7 @@ impl Shared {
             max_bad_commands_transaction: limits.max_bad_commands,
             max_bad_commands_authorization: limits.max_bad_commands_before_login,
             extension_verbs: self.extension_verbs.clone(),
+            utf8_users_need_command: self.plugins.offers_utf8(),
             login_delay: self.extension_capabilities.login_delay,
             expire: self.extension_capabilities.expire,
             extra_capabilities: self.extension_capabilities.lines.clone(),

@@ -21,6 +21,7 @@ const PACKAGES: &[&str] = &[
     "poppet-test-wrong-abi",
     "poppet-ext-login-delay",
     "poppet-ext-audit",
+    "poppet-ext-lang",
     "poppet-hello-extension",
 ];
 

@@ -2,6 +2,7 @@
 //! fake driver of `testing.rs`.
 
 mod authorization;
+mod language;
 mod limits;
 mod pipelining;
 mod sasl;

@@ -159,6 +159,11 @@ pub struct Limits {
     /// Upper bound of the per-address penalty that doubles with each failed login (1 s, 2 s, 4 s, ...)
     /// and is forgotten after an hour without failures. Default 15 s, Dovecot's auth penalty cap.
     pub auth_penalty_max: Duration,
+    /// How long one call of a plugin (authenticate, open, commit, an extension verb, ...) may take
+    /// before the client gets `-ERR [SYS/TEMP]` and the session goes on without it. Default 60 s:
+    /// longer than any healthy LDAP search or maildir scan, shorter than clients wait (Thunderbird
+    /// gives up after 100 s), so a hung directory server costs a retry, not a hung client.
+    pub plugin_timeout: Duration,
     /// Failed logins on one connection before it is closed. Default 3, as Dovecot's login processes:
     /// a guesser must reconnect (and serve the address penalty) every three tries.
     pub max_auth_failures: u32,
@@ -180,6 +185,7 @@ impl Default for Limits {
             login_timeout: Duration::from_secs(180),
             auth_failure_delay: Duration::from_secs(2),
             auth_penalty_max: Duration::from_secs(15),
+            plugin_timeout: Duration::from_secs(60),
             max_auth_failures: 3,
             max_connections_per_user: 10,
             trusted_networks: vec![
@@ -434,6 +440,11 @@ impl Validator<'_> {
                 "auth_penalty_max",
                 defaults.auth_penalty_max,
             )?,
+            plugin_timeout: self.duration(
+                &l.plugin_timeout,
+                "plugin_timeout",
+                defaults.plugin_timeout,
+            )?,
             max_connections_per_user: l
                 .max_connections_per_user
                 .unwrap_or(defaults.max_connections_per_user),
@@ -465,6 +476,13 @@ impl Validator<'_> {
                 at,
                 "login_timeout: must be at least 1s (it also bounds TLS handshakes)",
             ));
+        }
+        if limits.plugin_timeout.is_zero() {
+            let at = l
+                .plugin_timeout
+                .as_ref()
+                .map_or((1, 1), |v| v.at(self.text));
+            return Err(self.error(at, "plugin_timeout: must be at least 1s"));
         }
         if limits.idle_timeout < Duration::from_secs(600) {
             let at = l.idle_timeout.as_ref().map_or((1, 1), |v| v.at(self.text));

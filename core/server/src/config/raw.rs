@@ -137,6 +137,8 @@ pub(super) struct RawLimits<'a> {
     pub auth_failure_delay: Option<Located<'a>>,
     #[serde(default, borrow)]
     pub auth_penalty_max: Option<Located<'a>>,
+    #[serde(default, borrow)]
+    pub plugin_timeout: Option<Located<'a>>,
     #[serde(default)]
     pub max_connections_per_user: Option<u32>,
     #[serde(default)]

@@ -55,7 +55,10 @@ impl Driver<'_> {
         let Some(timestamp) = self.session.apop_timestamp() else {
             return Ok(None);
         };
-        let secret = match self.shared.plugins.auth.lookup_secret(&req.user).await {
+        let secret = match self
+            .bounded(self.shared.plugins.auth.lookup_secret(&req.user))
+            .await
+        {
             Ok(Some(StoredSecret::Plaintext(s))) => s,
             Ok(_) => return Ok(None),
             Err(e) => {
@@ -100,7 +103,9 @@ impl Driver<'_> {
             verified: creds.verified,
         };
         let started = Instant::now();
-        let answer = self.shared.plugins.auth.authenticate(&req).await;
+        let answer = self
+            .bounded(self.shared.plugins.auth.authenticate(&req))
+            .await;
         self.shared
             .metrics()
             .plugin_call("authenticate", started.elapsed(), answer.is_err());
@@ -171,7 +176,7 @@ impl Driver<'_> {
             mailbox: accepted.mailbox.clone(),
         };
         let started = Instant::now();
-        let opened = self.shared.plugins.store.open(&open).await;
+        let opened = self.bounded(self.shared.plugins.store.open(&open)).await;
         let failed = opened.as_ref().is_err_and(|e| e.code != ErrorCode::LOCKED);
         self.shared
             .metrics()
@@ -217,9 +222,11 @@ impl Driver<'_> {
             message_sizes: messages.iter().map(|m| m.size).collect(),
             session_id: self.conn.id,
             login_delay: accepted.login_delay,
+            utf8: self.session.utf8_enabled(),
+            language: self.session.language().map(str::to_owned),
         };
         for ext in &self.shared.plugins.extensions {
-            match ext.after_login(&view).await {
+            match self.bounded(ext.after_login(&view)).await {
                 Ok(LoginDecision::Allow) => {}
                 Ok(LoginDecision::Refuse(reply)) => {
                     log::info!(

@@ -5,6 +5,7 @@
 //! `login.rs` authenticates (with failure delays and penalties), `sasl.rs` runs SASL exchanges,
 //! `transfer.rs` streams messages, commits and runs extension verbs.
 
+mod extension;
 mod login;
 mod sasl;
 mod transfer;
@@ -13,7 +14,7 @@ use crate::shared::{Shared, UserSlot};
 use crate::stream::Stream;
 use crate::tls::TlsInfo;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
-use poppet_proto::{CloseReason, Event, Response, ResponseCode, Session};
+use poppet_proto::{CloseReason, Event, Response, ResponseCode, Session, Text};
 use poppet_sdk::PluginError;
 use poppet_sdk::host::MaildropHandle;
 use smol::Timer;
@@ -216,11 +217,9 @@ impl Driver<'_> {
                     }
                 }
                 Wake::Shutdown => {
-                    Response::err(
-                        Some(ResponseCode::SysTemp),
-                        "server shutting down, try again later",
-                    )
-                    .encode(&mut self.out);
+                    let reply =
+                        Response::err_text(Some(ResponseCode::SysTemp), Text::new("shutting-down"));
+                    self.session.localize(reply).encode(&mut self.out);
                     let _ = self.flush().await;
                     return Ending::Shutdown;
                 }
@@ -382,6 +381,8 @@ impl Driver<'_> {
             message_sizes: self.session.messages().iter().map(|m| m.size).collect(),
             session_id: self.conn.id,
             login_delay: self.login_delay,
+            utf8: self.session.utf8_enabled(),
+            language: self.session.language().map(str::to_owned),
         }
     }
 
@@ -423,6 +424,23 @@ impl Driver<'_> {
                 self.conn.id
             );
         }
+    }
+
+    /// Runs one plugin call, bounded by `limits.plugin_timeout`: a plugin that does not answer in
+    /// time gets its call dropped (which cancels it) and becomes a temporary error, so the client
+    /// hears `-ERR [SYS/TEMP]` and the session goes on.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, PluginError>>,
+    ) -> Result<T, PluginError> {
+        let bound = self.shared.config.limits.plugin_timeout;
+        future::or(call, async {
+            Timer::after(bound).await;
+            Err(PluginError::temporary(format!(
+                "no answer within {bound:?} (limits.plugin_timeout)"
+            )))
+        })
+        .await
     }
 
     fn plugin_error(&self, op: &str, e: &PluginError) {

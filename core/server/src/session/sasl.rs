@@ -168,7 +168,10 @@ impl Driver<'_> {
     async fn scram_credentials(&self, user: &str) -> Option<ScramCredentials> {
         let plaintext_backend = self.shared.plugins.auth.capabilities().plaintext_secrets;
         let found = if validate_user(user).is_ok() {
-            match self.shared.plugins.auth.lookup_secret(user).await {
+            match self
+                .bounded(self.shared.plugins.auth.lookup_secret(user))
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     self.plugin_error("lookup_secret", &e);

@@ -1,8 +1,8 @@
-//! RETR/TOP streaming, the commit at QUIT, and extension verbs.
+//! RETR/TOP streaming and the commit at QUIT.
 
 use super::{Driver, FLUSH_AT};
 use futures_lite::AsyncReadExt;
-use poppet_proto::{CommitOutcome, Failure, Response, ResponseCode};
+use poppet_proto::{CommitOutcome, Failure};
 use poppet_sdk::ErrorCode;
 
 /// Bytes read from a message body at a time.
@@ -144,40 +144,5 @@ impl Driver<'_> {
         };
         drop(maildrop);
         outcome
-    }
-
-    pub(super) async fn extension(&mut self, verb: String, args: Vec<String>) -> Response {
-        let ext = self
-            .shared
-            .plugins
-            .extensions
-            .iter()
-            .find(|e| e.verbs().iter().any(|v| v.verb.eq_ignore_ascii_case(&verb)));
-        let Some(ext) = ext else {
-            return Response::err(None, "unknown command");
-        };
-        let max_args = ext
-            .verbs()
-            .iter()
-            .find(|v| v.verb.eq_ignore_ascii_case(&verb))
-            .map_or(0, |v| v.max_args as usize);
-        if args.len() > max_args {
-            return Response::err(None, format!("{verb} takes at most {max_args} arguments"));
-        }
-        let call = poppet_sdk::ExtensionCall {
-            verb,
-            args,
-            session: self.session_view(),
-        };
-        match ext.handle(&call).await {
-            Ok(reply) => crate::shared::reply_to_response(reply),
-            Err(e) => {
-                self.plugin_error("extension", &e);
-                Response::err(
-                    Some(ResponseCode::SysTemp),
-                    "command failed, try again later",
-                )
-            }
-        }
     }
 }
