@@ -216,3 +216,43 @@ fn plugin_panics_fail_one_session_and_the_server_carries_on() {
         server.log()
     );
 }
+
+/// A plugin that never answers (a hung directory server, a stuck NFS mount) costs the client
+/// `limits.plugin_timeout` and a `-ERR [SYS/TEMP]`, in authenticate and in open alike; the session
+/// goes on (a later login works) and other clients are served meanwhile.
+#[test]
+fn a_hanging_plugin_times_out_with_sys_temp_and_blocks_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = faulty_lib();
+    let config = faulty_config(&lib, &lib, "()").replace(
+        "    auth: \"faulty\",",
+        "    limits: (plugin_timeout: \"1s\"),\n    auth: \"faulty\",",
+    );
+    let server = TestServer::start(dir.path(), &config);
+    for (user, op) in [("hang", "authenticate"), ("hang-open", "open")] {
+        let mut hung = Client::connect(server.addr);
+        assert!(hung.cmd(&format!("USER {user}")).starts_with("+OK"));
+        let started = std::time::Instant::now();
+        hung.send(b"PASS secret\r\n");
+        // While the plugin hangs for this client, another one logs in and reads mail.
+        let mut other = Client::connect(server.addr);
+        other.login("alice", "secret");
+        assert!(other.cmd("STAT").starts_with("+OK 4 "));
+        assert!(other.cmd("QUIT").starts_with("+OK"));
+        let answer = hung.line();
+        assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{op}: {answer}");
+        // Lower bound only: the bound was served, not skipped.
+        assert!(started.elapsed() >= Duration::from_secs(1), "{op}");
+        assert!(
+            server.wait_for_log(
+                &format!("plugin error in {op}: no answer within 1s (limits.plugin_timeout)"),
+                Duration::from_secs(10)
+            ),
+            "{}",
+            server.log()
+        );
+        // The same connection can still log in.
+        hung.login("alice", "secret");
+        assert!(hung.cmd("QUIT").starts_with("+OK"));
+    }
+}

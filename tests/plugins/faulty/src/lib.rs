@@ -2,10 +2,11 @@
 //! costs one session a `-ERR [SYS/TEMP]` and nothing else.
 //!
 //! - auth `faulty`: user `panic` panics, user `tempfail` answers a temporary failure, user `error`
-//!   returns an error; every other user is accepted with the password `secret`.
+//!   returns an error, user `hang` never answers; every other user is accepted with the password
+//!   `secret`.
 //! - store `faulty`: an in-memory maildrop of four messages; RETR 2 panics inside the plugin, RETR 3
 //!   panics after 10 bytes of its body, RETR 4 (200 000 bytes) panics after 150 000 bytes, when part
-//!   of it is already on the wire; user `panic-open` panics at open.
+//!   of it is already on the wire; user `panic-open` panics at open, user `hang-open` never opens.
 //! - extension `faulty`: verb `XPANIC` panics in its handler, and the session-end hook panics.
 //! - extensions `retr-thief` (declares the core's `RETR`) and `hello-twin` (declares `XHELLO`, as
 //!   the hello-extension example does): both must be refused at load.
@@ -28,6 +29,7 @@ impl AuthBackend for FaultyAuth {
     async fn authenticate(&self, req: AuthRequest) -> Result<AuthOutcome, PluginError> {
         match req.user.as_str() {
             "panic" => panic!("faulty auth plugin panics on purpose"),
+            "hang" => std::future::pending().await,
             "tempfail" => Ok(AuthOutcome::TempFail("directory down on purpose".into())),
             "error" => Err(PluginError::new(
                 poppet_sdk::ErrorCode::IO,
@@ -62,6 +64,9 @@ impl MailStore for FaultyStore {
     async fn open(&self, req: OpenRequest) -> Result<Drop3, PluginError> {
         if req.user == "panic-open" {
             panic!("faulty store panics at open on purpose");
+        }
+        if req.user == "hang-open" {
+            std::future::pending::<()>().await;
         }
         let mut messages: Vec<MessageInfo> = BODIES
             .iter()
