@@ -420,3 +420,65 @@ fn a_catalog_with_an_unknown_placeholder_is_refused_at_load() {
         "{line}"
     );
 }
+
+/// The expected body of `XDUMP n` from the test plugin (its `dump_line`, repeated here from the
+/// plugin's documented rule so the test does not trust the code under test).
+fn dump_body(lines: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..lines {
+        let line = match i % 3 {
+            0 => format!(".dot line {i}\r\n"),
+            1 => format!("line {i} {}\r\n", "x".repeat(i % 70)),
+            _ => ".\r\n".to_owned(),
+        };
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+/// A streamed multi-line extension reply: dot-stuffed and terminated by the core, byte-exact over
+/// many flushes; a stream failing before its first byte is answered `-ERR [SYS/TEMP]` and the
+/// session goes on; one failing mid-way closes that connection only.
+#[test]
+fn streamed_extension_replies_are_stuffed_bounded_and_fail_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(
+        dir.path(),
+        &entry("poppet-test-faulty", "streamer", "()"),
+        &["streamer"],
+    );
+    let server = TestServer::start(dir.path(), &config);
+    let mut c = Client::connect(server.addr);
+    c.login("demo", "demo");
+    for lines in [0, 1, 3, 200_000] {
+        let (first, body) = c.multi(&format!("XDUMP {lines}"));
+        assert_eq!(first, format!("+OK {lines} lines follow"));
+        assert_eq!(body.len(), dump_body(lines).len(), "{lines} lines");
+        assert!(body == dump_body(lines), "{lines} lines differ");
+    }
+    assert_eq!(
+        c.cmd("XDUMP fail-early"),
+        "-ERR [SYS/TEMP] command failed, try again later"
+    );
+    assert!(c.cmd("NOOP").starts_with("+OK"));
+    // Mid-way: the reply cannot be taken back, so the connection ends without a terminating dot.
+    let first = c.cmd("XDUMP fail-late");
+    assert!(first.starts_with("+OK"), "{first}");
+    let mut last = None;
+    let mut lines = 0;
+    while let Some(line) = c.try_line() {
+        last = Some(line);
+        lines += 1;
+    }
+    assert!(lines > 1000, "part of the body was sent: {lines} lines");
+    assert_ne!(
+        last.as_deref(),
+        Some("."),
+        "a failed stream must not look complete"
+    );
+    assert!(server.wait_for_log("extension reply failed mid-stream", Duration::from_secs(10)));
+    // Nothing was deleted, and others are served.
+    let mut c = Client::connect(server.addr);
+    c.login("demo", "demo");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+}

@@ -319,6 +319,16 @@ impl Session {
         }
     }
 
+    /// Answers [`Event::ExtensionCommand`] whose reply the driver wrote itself: a multi-line
+    /// reply streamed from the extension (first line, body through a [`crate::BodyEncoder`],
+    /// terminating `.`). Ignored if no extension command is pending.
+    pub fn extension_streamed(&mut self) {
+        if self.pending == Some(Pending::Extension) {
+            self.pending = None;
+            self.touch_on_next = true;
+        }
+    }
+
     fn account(&self) -> Option<&Account> {
         match &self.phase {
             Phase::Transaction(account) | Phase::Update(account) => Some(account),

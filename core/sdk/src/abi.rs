@@ -621,6 +621,8 @@ pub struct FfiReply {
     pub utf8: bool,
     /// [`SessionChange::language`].
     pub language: FfiOption<FfiString>,
+    /// [`Reply::stream`]: a body object ([`BodyVTable`]) the host takes and drops.
+    pub stream: FfiOption<RawObject>,
 }
 
 impl From<Reply> for FfiReply {
@@ -635,6 +637,9 @@ impl From<Reply> for FfiReply {
                 .into(),
             utf8: r.change.utf8,
             language: r.change.language.map(FfiString::from).into(),
+            // A stream crosses only from `handle` (the extension shim converts it); anywhere else
+            // it is dropped on the plugin's side.
+            stream: FfiOption::None,
         }
     }
 }
@@ -653,6 +658,8 @@ impl From<FfiReply> for Reply {
                 utf8: r.utf8,
                 language: r.language.as_ref().map(|l| l.as_str().to_owned()),
             },
+            // The host wraps the body object itself (`host::ExtensionPlugin::handle`).
+            stream: None,
         }
     }
 }

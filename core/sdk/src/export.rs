@@ -13,7 +13,9 @@ use crate::error::PluginError;
 use crate::ffi::{FfiOption, FfiResult, FfiSlice, FfiStr};
 use crate::guard::{guard, guard_future, guard_or};
 use crate::traits::{AuthBackend, CommandExtension, MailStore, Maildrop};
-use crate::types::{AuthRequest, Catalog, ExtensionCall, OpenRequest, Secret, VerbSpec};
+use crate::types::{
+    AuthRequest, BoxedReader, Catalog, ExtensionCall, OpenRequest, Secret, VerbSpec,
+};
 use async_ffi::{BorrowingFfiFuture, FfiContext, FfiPoll, FutureExt as _};
 use std::ffi::c_void;
 use std::future::Future;
@@ -213,10 +215,10 @@ pub mod store {
         };
     }
 
-    struct BodyShim<B>(std::marker::PhantomData<B>);
+    pub(super) struct BodyShim<B>(std::marker::PhantomData<B>);
 
     impl<B: AsyncRead + Send + Unpin + 'static> BodyShim<B> {
-        const VTABLE: BodyVTable = BodyVTable {
+        pub(super) const VTABLE: BodyVTable = BodyVTable {
             header: VTableHeader {
                 size: size_of::<BodyVTable>(),
                 drop: drop_object::<B>,
@@ -515,7 +517,16 @@ pub mod extension {
             // SAFETY: the host keeps the object alive while the future exists.
             Ok(fut) => unsafe {
                 erase(guard_future("handle", async move {
-                    fut.await.map(FfiReply::from)
+                    let mut reply = fut.await?;
+                    let stream = reply.stream.take().and_then(|s| s.take());
+                    let mut ffi = FfiReply::from(reply);
+                    if let Some(body) = stream {
+                        ffi.stream = FfiOption::Some(into_object(
+                            body,
+                            &super::store::BodyShim::<BoxedReader>::VTABLE.header,
+                        ));
+                    }
+                    Ok(ffi)
                 }))
             },
             Err(e) => ready(Err(e)),

@@ -611,7 +611,17 @@ impl ExtensionPlugin {
         };
         // SAFETY: live object; the call is copied by the shim; `&self` outlives the future.
         let fut = unsafe { (self.handle.vtable().handle)(self.handle.this, &ffi) };
-        from_ffi_result(fut.await).map(Reply::from)
+        let mut answer = from_ffi_result(fut.await)?;
+        let stream = std::mem::replace(&mut answer.stream, crate::FfiOption::None).into_option();
+        let mut reply = Reply::from(answer);
+        if let Some(object) = stream {
+            // A body object whose vtable is too old is dropped by `Handle::new`, and the call fails.
+            let body = Handle::<BodyVTable>::new(object).map_err(|_| {
+                PluginError::new(ErrorCode::OTHER, "reply body vtable older than this server")
+            })?;
+            reply.stream = Some(crate::ReplyStream::new(BodyReader(body)));
+        }
+        Ok(reply)
     }
 
     /// Runs the after-login hook.

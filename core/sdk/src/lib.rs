@@ -55,9 +55,9 @@ pub use ffi::{FfiError, FfiOption, FfiResult, FfiSlice, FfiStr, FfiString, FfiVe
 pub use logging::{level, level_filter};
 pub use traits::{AuthBackend, CommandExtension, MailStore, Maildrop};
 pub use types::{
-    Accepted, AuthCapabilities, AuthOutcome, AuthRequest, Catalog, CommitReport, Expire,
-    ExtensionCall, LoginDecision, MessageInfo, OpenRequest, QuitReport, Reply, ScramKeys, Secret,
-    SessionChange, SessionView, StoredSecret, VerbSpec, mechanism, states,
+    Accepted, AuthCapabilities, AuthOutcome, AuthRequest, BoxedReader, Catalog, CommitReport,
+    Expire, ExtensionCall, LoginDecision, MessageInfo, OpenRequest, QuitReport, Reply, ReplyStream,
+    ScramKeys, Secret, SessionChange, SessionView, StoredSecret, VerbSpec, mechanism, states,
 };
 
 /// The version of this SDK, recorded in every plugin's declaration.

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 /// A secret (password, plaintext-equivalent key) whose `Debug` output is redacted, so that it cannot
 /// reach a log line by accident. Read it with [`Secret::expose`].
@@ -246,7 +247,48 @@ pub struct Reply {
     pub lines: Option<Vec<String>>,
     /// What the core should change in the session after sending this reply.
     pub change: SessionChange,
+    /// For a multi-line reply too long to build in memory, its body as a stream of CRLF text
+    /// (like a message body: the core dot-stuffs and terminates it, memory stays flat). Only read
+    /// for a `+OK` reply; `lines` is ignored when this is set.
+    pub stream: Option<ReplyStream>,
 }
+
+/// The body of a streamed multi-line reply ([`Reply::streamed`]): any `futures_io::AsyncRead`
+/// yielding CRLF-terminated lines. A read error after part of the body is on the wire closes the
+/// connection (a short reply must not look complete); before, the client gets `-ERR [SYS/TEMP]`.
+///
+/// Cloning shares the one stream, which the core takes once.
+#[derive(Clone)]
+pub struct ReplyStream(Arc<Mutex<Option<BoxedReader>>>);
+
+/// A boxed body reader.
+pub type BoxedReader = Box<dyn futures_io::AsyncRead + Send + Unpin + 'static>;
+
+impl ReplyStream {
+    /// Wraps a reader.
+    pub fn new(reader: impl futures_io::AsyncRead + Send + Unpin + 'static) -> Self {
+        ReplyStream(Arc::new(Mutex::new(Some(Box::new(reader)))))
+    }
+
+    /// Takes the reader out (once; later calls give `None`).
+    pub fn take(&self) -> Option<BoxedReader> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for ReplyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplyStream")
+    }
+}
+
+impl PartialEq for ReplyStream {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ReplyStream {}
 
 /// Session changes an extension's reply asks the core for: the RFC 6856 modes, which only
 /// the core can apply (it renders the texts and checks the user names).
@@ -287,6 +329,19 @@ impl Reply {
             text: text.into(),
             lines: None,
             change: SessionChange::default(),
+            stream: None,
+        }
+    }
+
+    /// A multi-line `+OK text` whose body is streamed from `body` (CRLF text; see
+    /// [`ReplyStream`]).
+    pub fn streamed(
+        text: impl Into<String>,
+        body: impl futures_io::AsyncRead + Send + Unpin + 'static,
+    ) -> Self {
+        Reply {
+            stream: Some(ReplyStream::new(body)),
+            ..Reply::ok(text)
         }
     }
 
@@ -298,6 +353,7 @@ impl Reply {
             text: text.into(),
             lines: None,
             change: SessionChange::default(),
+            stream: None,
         }
     }
 
@@ -309,6 +365,7 @@ impl Reply {
             text: text.into(),
             lines: Some(lines),
             change: SessionChange::default(),
+            stream: None,
         }
     }
 

@@ -1,13 +1,19 @@
 //! Extension verbs, and the RFC 6856 session changes their replies ask for.
 
-use super::Driver;
-use poppet_proto::{Response, ResponseCode, Text};
+use super::{Driver, FLUSH_AT};
+use futures_lite::AsyncReadExt;
+use poppet_proto::{BodyEncoder, Progress, Response, ResponseCode, Text};
+use poppet_sdk::BoxedReader;
 
 impl Driver<'_> {
     /// Runs an extension verb and applies the session change its `+OK` reply asks for (UTF-8
     /// mode, the language of the core's texts). A reply that names a language no extension offers
     /// is the plugin's bug: logged, and answered `-ERR [SYS/TEMP]`.
-    pub(super) async fn extension(&mut self, verb: String, args: Vec<String>) -> Response {
+    pub(super) async fn extension(
+        &mut self,
+        verb: String,
+        args: Vec<String>,
+    ) -> (Response, Option<BoxedReader>) {
         let ext = self
             .shared
             .plugins
@@ -15,7 +21,8 @@ impl Driver<'_> {
             .iter()
             .find(|e| e.verbs().iter().any(|v| v.verb.eq_ignore_ascii_case(&verb)));
         let Some(ext) = ext else {
-            return Response::err_text(None, Text::new("unknown-command").arg("verb", &verb));
+            let text = Text::new("unknown-command").arg("verb", &verb);
+            return (Response::err_text(None, text), None);
         };
         let max_args = ext
             .verbs()
@@ -23,20 +30,20 @@ impl Driver<'_> {
             .find(|v| v.verb.eq_ignore_ascii_case(&verb))
             .map_or(0, |v| v.max_args as usize);
         if args.len() > max_args {
-            return Response::err_text(
-                None,
-                Text::new("extension-arguments")
-                    .arg("verb", &verb)
-                    .arg("max", max_args),
-            );
+            let text = Text::new("extension-arguments")
+                .arg("verb", &verb)
+                .arg("max", max_args);
+            return (Response::err_text(None, text), None);
         }
         let call = poppet_sdk::ExtensionCall {
             verb,
             args,
             session: self.session_view(),
         };
-        let failed =
-            || Response::err_text(Some(ResponseCode::SysTemp), Text::new("extension-failed"));
+        let failed = || {
+            let text = Text::new("extension-failed");
+            (Response::err_text(Some(ResponseCode::SysTemp), text), None)
+        };
         let reply = match self.bounded(ext.handle(&call)).await {
             Ok(reply) => reply,
             Err(e) => {
@@ -63,6 +70,56 @@ impl Driver<'_> {
                 self.session.enable_utf8();
             }
         }
-        crate::shared::reply_to_response(reply)
+        let stream = reply.stream.as_ref().and_then(|s| s.take());
+        (crate::shared::reply_to_response(reply), stream)
+    }
+
+    /// Writes a streamed multi-line reply: the first line, the body dot-stuffed through the same
+    /// encoder as RETR (bounded buffers, memory flat in the body's size), the terminating `.`. A
+    /// read error before anything was flushed takes the reply back and answers `-ERR [SYS/TEMP]`;
+    /// after, the connection closes (the client must not take a short reply for a whole one).
+    pub(super) async fn stream_reply(
+        &mut self,
+        first: Response,
+        mut body: BoxedReader,
+    ) -> std::io::Result<()> {
+        let mark = self.out.len();
+        let mut flushed = false;
+        first.encode(&mut self.out);
+        let mut encoder = BodyEncoder::new(None);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match body.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) if !flushed => {
+                    log::error!("session {}: extension reply failed: {e}", self.conn.id);
+                    self.out.truncate(mark);
+                    let text = Text::new("extension-failed");
+                    let reply = Response::err_text(Some(ResponseCode::SysTemp), text);
+                    self.session.extension_completed(reply);
+                    return Ok(());
+                }
+                Err(e) => {
+                    log::error!(
+                        "session {}: extension reply failed mid-stream, closing: {e}",
+                        self.conn.id
+                    );
+                    return Err(e);
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            if encoder.encode(&buf[..n], &mut self.out) == Progress::Done {
+                break;
+            }
+            if self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+                flushed = true;
+            }
+        }
+        encoder.finish(&mut self.out);
+        self.session.extension_streamed();
+        Ok(())
     }
 }

@@ -304,8 +304,11 @@ impl Driver<'_> {
                 self.session.commit_completed(outcome);
             }
             Event::ExtensionCommand { verb, args } => {
-                let reply = self.extension(verb, args).await;
-                self.session.extension_completed(reply);
+                let (reply, stream) = self.extension(verb, args).await;
+                match stream {
+                    Some(body) if reply.is_ok() => self.stream_reply(reply, body).await?,
+                    _ => self.session.extension_completed(reply),
+                }
             }
             Event::Close { reason, reply } => {
                 if let Some(r) = reply {

@@ -8,6 +8,7 @@
 //!   panics after 10 bytes of its body, RETR 4 (200 000 bytes) panics after 150 000 bytes, when part
 //!   of it is already on the wire; user `panic-open` panics at open, user `hang-open` never opens.
 //! - extension `faulty`: verb `XPANIC` panics in its handler, and the session-end hook panics.
+//! - extension `streamer`: verb `XDUMP` answers with a streamed multi-line reply (`XDUMP n`: n generated lines; `fail-early`, `fail-late`).
 //! - extensions `retr-thief` (declares the core's `RETR`) and `hello-twin` (declares `XHELLO`, as
 //!   the hello-extension example does): both must be refused at load.
 
@@ -192,6 +193,80 @@ impl CommandExtension for FaultyExtension {
     }
 }
 
+/// An extension whose `XDUMP` answers with a streamed multi-line reply: `XDUMP n` streams the n
+/// lines of [`dump_line`]; `XDUMP fail-early` fails before the first byte, `XDUMP fail-late` after
+/// about 1 MB.
+struct Streamer;
+
+/// Line `i` of `XDUMP`: every third starts with a dot, which the core must stuff.
+pub fn dump_line(i: usize) -> String {
+    match i % 3 {
+        0 => format!(".dot line {i}\r\n"),
+        1 => format!("line {i} {}\r\n", "x".repeat(i % 70)),
+        _ => ".\r\n".to_owned(),
+    }
+}
+
+/// The body of `XDUMP`: generated lines, then optionally an error.
+struct Dump {
+    next: usize,
+    lines: usize,
+    fail_after: Option<usize>,
+    pending: Vec<u8>,
+}
+
+impl futures_lite::AsyncRead for Dump {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        while this.pending.len() < buf.len() && this.next < this.lines {
+            if this.fail_after.is_some_and(|after| this.next >= after) {
+                return Poll::Ready(Err(std::io::Error::other("dump fails on purpose")));
+            }
+            this.pending
+                .extend_from_slice(dump_line(this.next).as_bytes());
+            this.next += 1;
+        }
+        let n = this.pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&this.pending[..n]);
+        this.pending.drain(..n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl CommandExtension for Streamer {
+    fn verbs(&self) -> Vec<VerbSpec> {
+        vec![VerbSpec {
+            verb: "XDUMP".into(),
+            states: states::TRANSACTION,
+            capability: None,
+            max_args: 1,
+        }]
+    }
+
+    async fn handle(&self, call: ExtensionCall) -> Result<Reply, PluginError> {
+        let arg = call.args.first().map_or("10", String::as_str);
+        let (lines, fail_after) = match arg {
+            "fail-early" => (10, Some(0)),
+            "fail-late" => (1_000_000, Some(40_000)),
+            n => (
+                n.parse().map_err(|_| PluginError::permanent("XDUMP n"))?,
+                None,
+            ),
+        };
+        let body = Dump {
+            next: 0,
+            lines,
+            fail_after,
+            pending: Vec::new(),
+        };
+        Ok(Reply::streamed(format!("{lines} lines follow"), body))
+    }
+}
+
 fn extension(s: &str, verb: &'static str) -> Result<FaultyExtension, PluginError> {
     let _: Settings = poppet_sdk::config::parse(s)?;
     Ok(FaultyExtension(verb))
@@ -212,5 +287,9 @@ poppet_sdk::export_plugin! {
         extension "faulty" => |s| extension(s, "XPANIC"),
         extension "retr-thief" => |s| extension(s, "RETR"),
         extension "hello-twin" => |s| extension(s, "XHELLO"),
+        extension "streamer" => |s| {
+            let _: Settings = poppet_sdk::config::parse(s)?;
+            Ok(Streamer)
+        },
     ],
 }
