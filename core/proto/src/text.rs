@@ -566,6 +566,24 @@ mod tests {
     }
 
     #[test]
+    fn the_book_lists_every_text_as_it_is() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../book/src/languages.md");
+        let page = std::fs::read_to_string(path).expect("book/src/languages.md");
+        let rows: Vec<&str> = page.lines().filter(|l| l.starts_with("| `")).collect();
+        let expected: Vec<String> = TEMPLATES
+            .iter()
+            .map(|t| format!("| `{}` | {} |", t.id, t.english))
+            .collect();
+        assert_eq!(
+            rows, expected,
+            "book/src/languages.md's table differs from TEMPLATES"
+        );
+        for term in TERMS {
+            assert!(page.contains(&format!("`{term}`")), "term {term} missing");
+        }
+    }
+
+    #[test]
     fn language_tags() {
         for good in ["en", "de", "de-CH", "zh-Hant-TW", "i-default", "sgn-CH-DE"] {
             assert!(is_language_tag(good), "{good}");

@@ -307,7 +307,7 @@ pub struct SessionChange {
 /// through [`crate::CommandExtension::catalogs`]. The server checks it when the plugin loads
 /// (`poppet check` too): ids and terms must be the core's, placeholders those of the English
 /// text. The core's table, with every id and its English text, is in the book's chapter on
-/// extensions.
+/// languages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
     /// The language tag (RFC 5646), e.g. `de`.
