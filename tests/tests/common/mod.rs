@@ -3,6 +3,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod haproxy;
+pub mod mda;
+
 use poppet_testkit::{TestServer, artifacts, copy_dir, demo_maildir, workspace_root};
 use std::path::PathBuf;
 
