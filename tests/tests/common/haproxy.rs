@@ -28,10 +28,13 @@ impl Haproxy {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let h = Haproxy(child);
+        let mut h = Haproxy(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         for addr in frontends {
             while TcpStream::connect(addr).is_err() {
+                if let Some(status) = h.0.try_wait().unwrap() {
+                    panic!("haproxy exited ({status}); its errors are above");
+                }
                 assert!(Instant::now() < deadline, "haproxy did not start");
                 std::thread::yield_now();
             }
