@@ -16,8 +16,9 @@
 mod common;
 
 use common::mda::{load_message, maildir_deliver, mbox_writer, test_id};
+use common::stores::{STALE_AFTER, Store};
 use poppet_testkit::conformance::{self, StoreFixture, as_sent, mboxrd};
-use poppet_testkit::{Client, TestServer, have_tool, maildir_messages};
+use poppet_testkit::{Client, TestServer, have_tool};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,9 +27,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The stores' stale bound in these tests: short, so a lock the dead server left behind (one the
-/// stores cannot prove dead by its pid) would show as a delay the test can measure.
-const STALE_AFTER: Duration = Duration::from_secs(3);
 /// Server restarts per store at least (each after one kill); more while the MDA is still
 /// delivering.
 const ROUNDS: usize = 14;
@@ -36,77 +34,6 @@ const ROUNDS: usize = 14;
 const DELIVERED: usize = 160;
 /// Paced like incoming mail, so deliveries spread over all rounds (about 6 s in all).
 const PACE: Duration = Duration::from_millis(40);
-
-#[derive(Clone, Copy)]
-enum Store {
-    Maildir,
-    Mbox,
-}
-
-impl StoreFixture for Store {
-    fn package(&self) -> &'static str {
-        match self {
-            Store::Maildir => "poppet-store-maildir",
-            Store::Mbox => "poppet-store-mbox",
-        }
-    }
-    fn factory(&self) -> &'static str {
-        match self {
-            Store::Maildir => "maildir",
-            Store::Mbox => "mbox",
-        }
-    }
-    fn settings(&self, mail: &Path) -> String {
-        let stale = format!("\"{}s\"", STALE_AFTER.as_secs());
-        match self {
-            Store::Maildir => format!(
-                "(path: \"{}/%u/Maildir\", lock_stale_after: {stale})",
-                mail.display()
-            ),
-            Store::Mbox => format!(
-                "(path: \"{}/%u\", dotlock_stale_after: {stale})",
-                mail.display()
-            ),
-        }
-    }
-    fn create_mailbox(&self, mail: &Path, user: &str, messages: &[Vec<u8>]) {
-        match self {
-            Store::Maildir => {
-                let dir = mail.join(user).join("Maildir");
-                for sub in ["cur", "new", "tmp"] {
-                    std::fs::create_dir_all(dir.join(sub)).unwrap();
-                }
-                for (i, m) in messages.iter().enumerate() {
-                    maildir_deliver(&dir, 1_000_000 + i, m).unwrap();
-                }
-            }
-            Store::Mbox => std::fs::write(mail.join(user), mboxrd::file(messages)).unwrap(),
-        }
-    }
-    fn deliver(&self, mail: &Path, user: &str, message: &[u8]) {
-        match self {
-            Store::Maildir => {
-                let dir = mail.join(user).join("Maildir");
-                maildir_deliver(&dir, 2_000_000 + test_id(message), message).unwrap();
-            }
-            Store::Mbox => {
-                let file = mail.join(format!(".{user}.spool"));
-                std::fs::write(&file, mboxrd::entry(message)).unwrap();
-                let status = mbox_writer(&mail.join(user), &[file], "0").wait();
-                assert!(status.unwrap().success(), "the mbox writer failed");
-            }
-        }
-    }
-    fn remaining(&self, mail: &Path, user: &str) -> Vec<Vec<u8>> {
-        match self {
-            Store::Maildir => maildir_messages(&mail.join(user).join("Maildir"))
-                .into_iter()
-                .map(|(_, path)| std::fs::read(path).unwrap())
-                .collect(),
-            Store::Mbox => mboxrd::read(&mail.join(user)),
-        }
-    }
-}
 
 /// The seed: `POPPET_FAULT_SEED` or a random one, printed so a failing run can be replayed.
 fn seed(test: &str) -> u64 {
