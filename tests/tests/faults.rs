@@ -15,15 +15,15 @@
 
 mod common;
 
-use common::mda::{load_message, maildir_deliver, mbox_writer, test_id};
+use common::mda::{load_message, maildir_deliver, mbox_spool, mbox_writer, test_id};
 use common::stores::{STALE_AFTER, Store};
-use poppet_testkit::conformance::{self, StoreFixture, as_sent, mboxrd};
+use poppet_testkit::conformance::{self, StoreFixture, as_sent};
 use poppet_testkit::{Client, TestServer, have_tool};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -256,14 +256,7 @@ impl Mda {
                 }))
             }
             Store::Mbox => {
-                std::fs::create_dir_all(spool).unwrap();
-                let files: Vec<PathBuf> = (0..DELIVERED)
-                    .map(|id| {
-                        let path = spool.join(format!("{id}.msg"));
-                        std::fs::write(&path, mboxrd::entry(&load_message(id))).unwrap();
-                        path
-                    })
-                    .collect();
+                let files = mbox_spool(spool, 0..DELIVERED);
                 let pace = format!("{}", PACE.as_secs_f64());
                 Mda::Process(mbox_writer(&mail.join("demo"), &files, &pace))
             }

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::mda::{load_message, mbox_writer, test_id};
+use common::mda::{load_message, mbox_spool, mbox_writer, test_id};
 use poppet_testkit::conformance::{self, StoreFixture, as_sent, mboxrd};
 use poppet_testkit::{Client, TestServer, have_tool};
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,15 +96,7 @@ fn delivery_under_load(
     let fixture = Mbox { settings };
     let s = conformance::start(&fixture, &[]);
     let mbox = s.mail.join("demo");
-    let spool = s.dir.path().join("spool");
-    std::fs::create_dir_all(&spool).unwrap();
-    let files: Vec<PathBuf> = (0..total)
-        .map(|id| {
-            let path = spool.join(format!("{id}.msg"));
-            std::fs::write(&path, mboxrd::entry(&load_message(id))).unwrap();
-            path
-        })
-        .collect();
+    let files = mbox_spool(&s.dir.path().join("spool"), 0..total);
     let mut child = spawn_writer(&mbox, &files);
     // Leave every third message on the server, delete the rest.
     let delete = |id: usize| id % 3 != 0;

@@ -42,17 +42,7 @@ fn a_message_deleted_before_its_retr_gets_err_and_the_session_goes_on() {
     // Deleting the vanished message is no error: it is gone either way.
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (1 messages deleted)");
-    let left: Vec<String> = maildir_messages(&d.maildir)
-        .into_iter()
-        .map(|(b, _)| b)
-        .collect();
-    let expected: Vec<String> = want
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 1)
-        .map(|(_, (b, _))| b.clone())
-        .collect();
-    assert_eq!(left, expected);
+    common::assert_demo_left(&d.maildir, &[1]);
 }
 
 /// A demo server whose message 1 is replaced by a message of 32 MiB: more than the socket buffers
@@ -156,11 +146,7 @@ fn an_mbox_rewritten_by_another_program_mid_session_is_not_committed_over() {
 
 #[test]
 fn mailboxes_the_server_may_not_read_get_err_and_other_users_go_on() {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    if !root {
+    if !poppet_testkit::is_root() {
         skip("not root: the test runs the server as `nobody` to make permissions bite");
         return;
     }

@@ -14,7 +14,7 @@ mod common;
 use common::mda::load_message;
 use common::stores::Store;
 use poppet_testkit::conformance::{self, StoreFixture, as_sent, mboxrd};
-use poppet_testkit::{Client, TestServer, copy_dir, demo_maildir, maildir_messages, skip};
+use poppet_testkit::{Client, TestServer, copy_dir, demo_maildir, skip};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,11 +25,7 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     /// Mounts a tmpfs with `options` at `at` (created), or says why it cannot.
     fn mount(at: &Path, options: &str) -> Result<Tmpfs, String> {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-        if !root {
+        if !poppet_testkit::is_root() {
             return Err("not root: mounting a tmpfs needs CAP_SYS_ADMIN".into());
         }
         std::fs::create_dir_all(at).unwrap();
@@ -112,25 +108,6 @@ fn maildir_on_tmpfs(options: &str, extra: &str) -> Option<MaildirOnTmpfs> {
     })
 }
 
-/// Every stored demo message is still there, byte for byte, and nothing else.
-fn assert_demo_intact(maildir: &Path, deleted: &[usize]) {
-    let want: Vec<(String, Vec<u8>)> = common::expected_messages()
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| !deleted.contains(i))
-        .map(|(_, m)| m)
-        .collect();
-    let got = maildir_messages(maildir);
-    assert_eq!(
-        got.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>(),
-        want.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>()
-    );
-    for ((_, path), (base, bytes)) in got.iter().zip(&want) {
-        let stored = poppet_testkit::crlf(&std::fs::read(path).unwrap());
-        assert!(stored == *bytes, "{base} changed on disk");
-    }
-}
-
 /// A session for `user` that retrieves every message and checks them against the demo's.
 fn retrieve_all(addr: std::net::SocketAddr, user: &str, password: &str) {
     let want = common::expected_messages();
@@ -170,7 +147,7 @@ fn maildir_lock_half_written_on_a_full_disk_is_removed_not_left_to_lock_the_user
     );
     std::fs::remove_file(filler).unwrap();
     retrieve_all(m.server.addr, "demo", "demo");
-    assert_demo_intact(&m.maildir, &[]);
+    common::assert_demo_left(&m.maildir, &[]);
 }
 
 #[test]
@@ -190,7 +167,7 @@ fn maildir_disk_full_during_a_session_deletes_exactly_what_was_asked() {
     }
     assert!(c.cmd("DELE 2").starts_with("+OK"));
     assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (1 messages deleted)");
-    assert_demo_intact(&m.maildir, &[1]);
+    common::assert_demo_left(&m.maildir, &[1]);
 }
 
 #[test]
@@ -204,7 +181,7 @@ fn a_read_only_maildir_is_refused_with_a_reason_and_other_users_go_on() {
     let r = c.cmd("PASS demo");
     assert!(r.starts_with("-ERR [SYS/"), "{r}");
     retrieve_all(m.server.addr, "plain", "plain-secret");
-    assert_demo_intact(&m.maildir, &[]);
+    common::assert_demo_left(&m.maildir, &[]);
     m.tmpfs.remount("rw");
     retrieve_all(m.server.addr, "demo", "demo");
 }
@@ -278,5 +255,33 @@ fn mbox_disk_full_during_the_rewrite_fails_the_commit_and_keeps_every_message() 
         server.log()
     );
     conformance::assert_same(&mboxrd::read(&mail.join("demo")), &messages[1..]);
+    assert_eq!(temp_leftovers(&mail), Vec::<String>::new());
+}
+
+#[test]
+fn a_read_only_mbox_is_refused_with_a_reason_and_served_again_once_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((tmpfs, messages)) = mbox_on_tmpfs(dir.path(), "4m", 3) else {
+        return;
+    };
+    let mail = dir.path().join("mail");
+    let server = TestServer::start(
+        dir.path(),
+        &conformance::config(&Store::Mbox, dir.path(), &mail),
+    );
+    tmpfs.remount("ro");
+    let mut c = Client::connect(server.addr);
+    assert!(c.cmd("USER demo").starts_with("+OK"));
+    let r = c.cmd("PASS demo");
+    assert!(r.starts_with("-ERR [SYS/") && r.len() > 16, "{r}");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    tmpfs.remount("rw");
+    let mut c = Client::connect(server.addr);
+    c.login("demo", "demo");
+    for (i, m) in messages.iter().enumerate() {
+        let (_, body) = c.multi(&format!("RETR {}", i + 1));
+        assert!(body == as_sent(m), "message {} differs", i + 1);
+    }
+    assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (0 messages deleted)");
     assert_eq!(temp_leftovers(&mail), Vec::<String>::new());
 }

@@ -46,6 +46,19 @@ pub fn mbox_writer(mbox: &Path, files: &[PathBuf], pace: &str) -> Child {
         .expect("python3 runs the MDA-like writer")
 }
 
+/// Writes [`load_message`] `ids` into `spool` as mbox entries (`From_` line included), one file
+/// each, for [`mbox_writer`]; returns the files in id order.
+pub fn mbox_spool(spool: &Path, ids: std::ops::Range<usize>) -> Vec<PathBuf> {
+    std::fs::create_dir_all(spool).unwrap();
+    ids.map(|id| {
+        let path = spool.join(format!("{id}.msg"));
+        let entry = poppet_testkit::conformance::mboxrd::entry(&load_message(id));
+        std::fs::write(&path, entry).unwrap();
+        path
+    })
+    .collect()
+}
+
 /// Delivers `message` into the maildir at `dir` as maildir(5) says: written whole into `tmp/`,
 /// then renamed into `new/`, so a reader never sees half a message. `id` makes the name unique.
 pub fn maildir_deliver(dir: &Path, id: usize, message: &[u8]) -> std::io::Result<()> {

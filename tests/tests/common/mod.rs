@@ -89,3 +89,23 @@ pub fn expected_messages() -> Vec<(String, Vec<u8>)> {
         .map(|(base, path)| (base, poppet_testkit::crlf(&std::fs::read(path).unwrap())))
         .collect()
 }
+
+/// The demo messages are on disk in `maildir`, byte for byte, except those at the 0-based
+/// `deleted` indices, and nothing else is.
+pub fn assert_demo_left(maildir: &std::path::Path, deleted: &[usize]) {
+    let want: Vec<(String, Vec<u8>)> = expected_messages()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !deleted.contains(i))
+        .map(|(_, m)| m)
+        .collect();
+    let got = poppet_testkit::maildir_messages(maildir);
+    assert_eq!(
+        got.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>(),
+        want.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>()
+    );
+    for ((_, path), (base, bytes)) in got.iter().zip(&want) {
+        let stored = poppet_testkit::crlf(&std::fs::read(path).unwrap());
+        assert!(stored == *bytes, "{base} changed on disk");
+    }
+}

@@ -31,6 +31,8 @@ mod procfs;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use pop::{Client, Target};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -362,23 +364,6 @@ const DROPS: [DropAt; 6] = [
     DropAt::AfterDele,
 ];
 
-/// xorshift64*: enough randomness to pick drop points, reproducible from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// True with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
-    }
-}
-
 /// One full session for the `session` mode; `drop` ends it early by closing the socket (which
 /// is what dropping the client does), `Ok(false)` then.
 fn one_session(
@@ -469,17 +454,15 @@ fn session(a: &SessionArgs) -> Result<()> {
         let pass = a.common.password.clone();
         let started = Arc::clone(&started);
         let (retr, disconnect) = (a.retr, a.disconnect);
-        // Never zero: xorshift would stay at zero.
-        let mut rng = Rng((seed ^ u64::from(t).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+        let mut rng = StdRng::seed_from_u64(seed ^ u64::from(t));
         let concurrency = a.concurrency;
         handles.push(std::thread::spawn(move || {
             let mut tally = Tally::default();
             let mut round = 0u32;
             while Instant::now() < deadline && started.fetch_add(1, Ordering::Relaxed) < limit {
                 let t0 = Instant::now();
-                let drop = rng
-                    .chance(disconnect)
-                    .then(|| DROPS[(rng.next() % DROPS.len() as u64) as usize]);
+                let drop = (disconnect > 0.0 && rng.random_bool(disconnect.min(1.0)))
+                    .then(|| DROPS[rng.random_range(0..DROPS.len())]);
                 let k = if rotate {
                     (t + round * concurrency) % users
                 } else {
