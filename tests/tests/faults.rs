@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -342,6 +342,21 @@ fn kill_9_at_random_points(store: Store, test: &str) {
         "{stat}: {} stored",
         left.len()
     );
+    // Nothing a killed server was writing is left behind once a session has run since.
+    let (dir_of_box, expected_files): (PathBuf, &[&str]) = match store {
+        Store::Maildir => (
+            mail.join("demo/Maildir"),
+            &["cur", "new", "poppet-sizes", "tmp"],
+        ),
+        Store::Mbox => (mail.clone(), &[".demo.poppet-session", "demo"]),
+    };
+    let mut files: Vec<String> = std::fs::read_dir(&dir_of_box)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".demo.spool"))
+        .collect();
+    files.sort();
+    assert_eq!(files, expected_files, "in {}", dir_of_box.display());
     for (&id, &n) in &books.confirmed {
         assert_eq!(n, 1, "message {id} deleted {n} times");
     }

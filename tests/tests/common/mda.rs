@@ -33,6 +33,22 @@ for path in sys.argv[2:]:
     time.sleep(float(os.environ.get("PACE", "0")))
 "#;
 
+/// Reads the whole mbox under a shared `fcntl` lock, which waits for the writer above to finish
+/// an append (it holds an exclusive one while it writes), so a test never reads half a delivery.
+pub fn mbox_read_locked(mbox: &Path) -> Vec<u8> {
+    let script = "import fcntl, sys\n\
+                  f = open(sys.argv[1], 'rb')\n\
+                  fcntl.lockf(f, fcntl.LOCK_SH)\n\
+                  sys.stdout.buffer.write(f.read())\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(mbox)
+        .output()
+        .expect("python3 reads the mbox under its lock");
+    assert!(out.status.success(), "reading {}", mbox.display());
+    out.stdout
+}
+
 /// Starts the mbox writer (python3) appending `files` (mbox entries, `From_` line included) to
 /// `mbox`, pausing `pace` seconds between deliveries.
 pub fn mbox_writer(mbox: &Path, files: &[PathBuf], pace: &str) -> Child {

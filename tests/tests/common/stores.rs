@@ -1,6 +1,6 @@
 //! The two store plugins as [`StoreFixture`]s for the fault tests, with a short stale bound.
 
-use super::mda::{maildir_deliver, mbox_writer, test_id};
+use super::mda::{maildir_deliver, mbox_read_locked, mbox_writer, test_id};
 use poppet_testkit::conformance::{StoreFixture, mboxrd};
 use poppet_testkit::maildir_messages;
 use std::path::Path;
@@ -77,7 +77,8 @@ impl StoreFixture for Store {
                 .into_iter()
                 .map(|(_, path)| std::fs::read(path).unwrap())
                 .collect(),
-            Store::Mbox => mboxrd::read(&mail.join(user)),
+            // Under the lock: an MDA may be appending right now.
+            Store::Mbox => mboxrd::parse(&mbox_read_locked(&mail.join(user))),
         }
     }
 }
