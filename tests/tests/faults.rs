@@ -404,3 +404,28 @@ fn mbox_kill_9_at_random_points_loses_and_duplicates_nothing() {
     }
     kill_9_at_random_points(Store::Mbox, "mbox");
 }
+
+/// Regression: a server killed while writing the sizes cache (`poppet-sizes.tmp.*`, renamed over
+/// the cache when complete) or while taking over a stale lock (`poppet-pop3.lock.stale.*`) left
+/// that file in the maildir for good; nothing removed it. Now a login removes them once they are
+/// an hour old (they live for milliseconds; the hour covers clocks of hosts sharing the maildir).
+#[test]
+fn maildir_leftovers_of_a_killed_cache_write_or_lock_takeover_are_removed() {
+    let d = common::demo();
+    let root = d.maildir.clone();
+    let plant = |name: &str, age: Duration| {
+        let f = std::fs::File::create(root.join(name)).unwrap();
+        f.set_modified(std::time::SystemTime::now() - age).unwrap();
+    };
+    let hours = Duration::from_secs(2 * 3600);
+    plant("poppet-sizes.tmp.4242.1", hours);
+    plant("poppet-pop3.lock.stale.4242.2", hours);
+    // A young one may belong to a live writer on another host: kept.
+    plant("poppet-sizes.tmp.4242.3", Duration::ZERO);
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (0 messages deleted)");
+    assert!(!root.join("poppet-sizes.tmp.4242.1").exists());
+    assert!(!root.join("poppet-pop3.lock.stale.4242.2").exists());
+    assert!(root.join("poppet-sizes.tmp.4242.3").exists());
+}
