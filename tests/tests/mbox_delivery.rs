@@ -10,38 +10,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::mda::{load_message, mbox_spool, mbox_writer, test_id};
 use poppet_testkit::conformance::{self, StoreFixture, as_sent, mboxrd};
 use poppet_testkit::{Client, TestServer, have_tool};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Appends each file named on the command line to the mbox, locking as Debian's MDAs do.
-const WRITER: &str = r#"
-import fcntl, os, sys, time
-mbox = sys.argv[1]
-lock = mbox + ".lock"
-for path in sys.argv[2:]:
-    data = open(path, "rb").read()
-    while True:
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            os.write(fd, b"%d\n" % os.getpid())
-            os.close(fd)
-            break
-        except FileExistsError:
-            time.sleep(0.002)
-    f = os.open(mbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    fcntl.lockf(f, fcntl.LOCK_EX)
-    os.write(f, data)
-    os.fsync(f)
-    fcntl.lockf(f, fcntl.LOCK_UN)
-    os.close(f)
-    os.unlink(lock)
-    # Paced like a trickle of incoming mail, so deliveries fall inside many sessions.
-    time.sleep(float(os.environ.get("PACE", "0")))
-"#;
 
 struct Mbox {
     settings: &'static str,
@@ -73,36 +50,7 @@ impl StoreFixture for Mbox {
 }
 
 fn writer(mbox: &Path, files: &[PathBuf]) -> Child {
-    paced_writer(mbox, files, "0")
-}
-
-fn paced_writer(mbox: &Path, files: &[PathBuf], pace: &str) -> Child {
-    Command::new("python3")
-        .env("PACE", pace)
-        .args(["-c", WRITER])
-        .arg(mbox)
-        .args(files)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("python3 runs the MDA-like writer")
-}
-
-/// Message `id` as given to the writer: quoted lines, dots, and a size that varies.
-fn load_message(id: usize) -> Vec<u8> {
-    format!(
-        "From: mda@example.org\nSubject: load {id}\nX-Test-Id: {id}\n\nbody of {id}\nFrom a body line\n>From a quoted one\n.dot\n{}\n",
-        "z".repeat(id % 997)
-    )
-    .into_bytes()
-}
-
-fn test_id(body: &[u8]) -> usize {
-    let text = String::from_utf8_lossy(body);
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Test-Id: "))
-        .unwrap_or_else(|| panic!("no X-Test-Id in {text:?}"));
-    line.trim().parse().unwrap()
+    mbox_writer(mbox, files, "0")
 }
 
 /// One POP3 session: retrieves everything, checks each body, deletes the ids `delete` picks,
@@ -148,15 +96,7 @@ fn delivery_under_load(
     let fixture = Mbox { settings };
     let s = conformance::start(&fixture, &[]);
     let mbox = s.mail.join("demo");
-    let spool = s.dir.path().join("spool");
-    std::fs::create_dir_all(&spool).unwrap();
-    let files: Vec<PathBuf> = (0..total)
-        .map(|id| {
-            let path = spool.join(format!("{id}.msg"));
-            std::fs::write(&path, mboxrd::entry(&load_message(id))).unwrap();
-            path
-        })
-        .collect();
+    let files = mbox_spool(&s.dir.path().join("spool"), 0..total);
     let mut child = spawn_writer(&mbox, &files);
     // Leave every third message on the server, delete the rest.
     let delete = |id: usize| id % 3 != 0;
@@ -231,7 +171,7 @@ fn delivery_while_sessions_dele_and_quit_loses_and_duplicates_nothing() {
         poppet_testkit::skip("python3 (the MDA-like writer) is not installed");
         return;
     }
-    delivery_under_load("", 300, |m, f| paced_writer(m, f, "0.01"));
+    delivery_under_load("", 300, |m, f| mbox_writer(m, f, "0.01"));
 }
 
 #[test]
@@ -240,7 +180,7 @@ fn the_same_with_the_delivery_locks_held_for_the_whole_session() {
         poppet_testkit::skip("python3 (the MDA-like writer) is not installed");
         return;
     }
-    delivery_under_load("lock_session: true", 150, |m, f| paced_writer(m, f, "0.01"));
+    delivery_under_load("lock_session: true", 150, |m, f| mbox_writer(m, f, "0.01"));
 }
 
 #[test]

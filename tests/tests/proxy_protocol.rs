@@ -7,27 +7,10 @@
 mod common;
 
 use common::demo_with_listeners;
+use common::haproxy::{Haproxy, free_port};
 use poppet_testkit::have_tool;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A free loopback port (bound, then released for HAProxy to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
+use std::time::Duration;
 
 /// Starts HAProxy with two frontends forwarding to `backend` with PROXY v1 and v2.
 fn haproxy(dir: &std::path::Path, backend: std::net::SocketAddr) -> (Haproxy, u16, u16) {
@@ -41,22 +24,8 @@ fn haproxy(dir: &std::path::Path, backend: std::net::SocketAddr) -> (Haproxy, u1
     );
     let path = dir.join("haproxy.cfg");
     std::fs::write(&path, config).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-f")
-        .arg(&path)
-        .arg("-db")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let h = Haproxy(child);
-    // Wait (bounded) until both frontends accept.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for port in [v1, v2] {
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "haproxy did not start");
-            std::thread::yield_now();
-        }
-    }
+    let front = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let h = Haproxy::start(&path, &[front(v1), front(v2)]);
     (h, v1, v2)
 }
 

@@ -16,18 +16,25 @@ pub struct Client {
 impl Client {
     /// Connects and reads the greeting.
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
+        Self::try_connect(addr)
+            .unwrap_or_else(|| panic!("no POP3 greeting from {addr} (refused or closed)"))
+    }
+
+    /// Connects and reads the greeting; `None` if the server is not there (refused, or closed
+    /// before greeting), for tests that kill the server under their clients.
+    pub fn try_connect(addr: SocketAddr) -> Option<Client> {
+        let stream = TcpStream::connect(addr).ok()?;
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let writer = stream.try_clone().unwrap();
+            .ok()?;
+        let writer = stream.try_clone().ok()?;
         let mut c = Client {
             reader: BufReader::new(stream),
             writer,
             greeting: String::new(),
         };
-        c.greeting = c.line();
-        c
+        c.greeting = c.try_full_line()?;
+        Some(c)
     }
 
     /// Reads one CRLF-terminated line (without the CRLF). Panics on a bare LF or EOF.
@@ -56,6 +63,48 @@ impl Client {
         }
     }
 
+    /// Reads one complete CRLF-terminated line; `None` at EOF or on a connection error, including
+    /// a line cut short by the server dying.
+    pub fn try_full_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match self.reader.read_until(b'\n', &mut buf) {
+            Ok(_) if buf.ends_with(b"\r\n") => {
+                buf.truncate(buf.len() - 2);
+                Some(String::from_utf8_lossy(&buf).into_owned())
+            }
+            _ => None,
+        }
+    }
+
+    /// Sends a command line and reads the one-line answer; `None` if the connection is gone.
+    pub fn try_cmd(&mut self, line: &str) -> Option<String> {
+        if !self.try_send(format!("{line}\r\n").as_bytes()) {
+            return None;
+        }
+        self.try_full_line()
+    }
+
+    /// Like [`Client::body`], but `None` if the connection ends before the terminating ".".
+    pub fn try_body(&mut self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            match self.reader.read_until(b'\n', &mut buf) {
+                Ok(n) if n > 0 && buf.ends_with(b"\r\n") => {}
+                _ => return None,
+            }
+            if buf == b".\r\n" {
+                return Some(out);
+            }
+            let line = if buf.starts_with(b".") {
+                &buf[1..]
+            } else {
+                &buf[..]
+            };
+            out.extend_from_slice(line);
+        }
+    }
+
     /// Sends raw bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
@@ -75,22 +124,8 @@ impl Client {
     /// Reads the body of a multi-line answer up to the terminating ".", undoing dot-stuffing; returns
     /// the bytes with CRLF line ends.
     pub fn body(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let mut buf = Vec::new();
-            let n = self.reader.read_until(b'\n', &mut buf).unwrap();
-            assert!(n > 0, "EOF inside a multi-line reply");
-            assert!(buf.ends_with(b"\r\n"), "body line not CRLF-terminated");
-            if buf == b".\r\n" {
-                return out;
-            }
-            let line = if buf.starts_with(b".") {
-                &buf[1..]
-            } else {
-                &buf[..]
-            };
-            out.extend_from_slice(line);
-        }
+        self.try_body()
+            .unwrap_or_else(|| panic!("EOF or a line without CRLF inside a multi-line reply"))
     }
 
     /// Sends a command expecting a multi-line answer; returns the status line and the body.

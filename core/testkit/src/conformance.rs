@@ -434,7 +434,11 @@ pub mod mboxrd {
     /// Reads an mboxrd file back: the messages' contents, unquoted, without the separators. A
     /// message given without a final line end comes back with one (as [`super::as_sent`] adds).
     pub fn read(path: &Path) -> Vec<Vec<u8>> {
-        let data = std::fs::read(path).unwrap_or_default();
+        parse(&std::fs::read(path).unwrap_or_default())
+    }
+
+    /// [`read`] for the file's bytes.
+    pub fn parse(data: &[u8]) -> Vec<Vec<u8>> {
         let mut messages: Vec<Vec<u8>> = Vec::new();
         for line in data.split_inclusive(|&b| b == b'\n') {
             if line.starts_with(b"From ") {

@@ -112,6 +112,15 @@ pub fn skip(reason: &str) {
     }
 }
 
+/// Whether the tests run as root (`id -u` is 0): network namespaces, mounts and running the server
+/// as another user need it; tests that do print why they skip when not.
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
 /// Whether a command-line tool is installed; tests that need it print why they skip when it is not.
 pub fn have_tool(name: &str) -> bool {
     std::process::Command::new("sh")

@@ -55,9 +55,36 @@ impl TestServer {
 
     /// Like [`TestServer::start`] but returns the stderr text if the server exits before listening.
     pub fn try_start(dir: &Path, config: &str) -> Result<TestServer, String> {
+        Self::try_start_wrapped(dir, config, &[])
+    }
+
+    /// Like [`TestServer::start`], with the server run through `wrapper` (a command and its
+    /// arguments that ends by exec'ing the rest of its command line, as `ip netns exec NAME` does),
+    /// so the process the test kills and signals is still the server.
+    pub fn start_wrapped(dir: &Path, config: &str, wrapper: &[String]) -> TestServer {
+        match Self::try_start_wrapped(dir, config, wrapper) {
+            Ok(s) => s,
+            Err(log) => panic!("server did not start:\n{log}"),
+        }
+    }
+
+    /// [`TestServer::try_start`] through `wrapper` (see [`TestServer::start_wrapped`]).
+    pub fn try_start_wrapped(
+        dir: &Path,
+        config: &str,
+        wrapper: &[String],
+    ) -> Result<TestServer, String> {
         let path = dir.join("poppet.ron");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(&artifacts().poppet)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&artifacts().poppet);
+                c
+            }
+            None => Command::new(&artifacts().poppet),
+        };
+        let mut child = command
             .arg("--config")
             .arg(&path)
             .env(

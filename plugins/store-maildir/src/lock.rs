@@ -105,8 +105,10 @@ impl SessionLock {
                             return Err(PluginError::io("reading the new lock file", &e));
                         }
                     };
-                    // Dropping `lock` removes the half-written file.
-                    write.map_err(|e| PluginError::io("writing the lock file", &e))?;
+                    if let Err(e) = write {
+                        lock.discard_unwritten();
+                        return Err(PluginError::io("writing the lock file", &e));
+                    }
                     return Ok(lock);
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
@@ -160,6 +162,19 @@ impl SessionLock {
         // Checking then removing leaves a tiny window in which a takeover could slip in; that only
         // happens to a session that was stale for the whole bound, and it is what dotlocks do.
         if self.is_ours() {
+            if let Err(e) = fs::remove_file(&self.path) {
+                log::warn!("removing {}: {e}", self.path.display());
+            }
+        }
+    }
+
+    /// Removes the file we just created when writing our text into it failed (a full disk, a
+    /// quota). [`SessionLock::release`] recognises our file by its text too, which a failed write
+    /// did not leave there: the empty file would stay, and keep the user out for the whole stale
+    /// bound. The identity is enough here: nobody can have taken over a file this young.
+    fn discard_unwritten(&self) {
+        self.released.store(true, Ordering::Release);
+        if fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id) {
             if let Err(e) = fs::remove_file(&self.path) {
                 log::warn!("removing {}: {e}", self.path.display());
             }

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use walkdir::WalkDir;
 
 /// Directories and files we create are private to the mail user, as maildir deliverers make them
@@ -87,9 +87,46 @@ fn open_blocking(
     let lock = Arc::new(SessionLock::acquire(&dir, settings.lock_stale_after)?);
     // Before the snapshot, which may read many messages on a first login.
     refresher.register(&lock);
+    remove_leftovers(&dir);
     // On error the lock is dropped here, which releases it.
     let snapshot = snapshot::take(&dir, &settings.uidl_source)?;
     Ok(MaildirDrop::new(dir, snapshot, lock, settings.mark_seen))
+}
+
+/// Temporary files of ours that a process killed at the wrong moment leaves in the maildir: a
+/// sizes cache being written (`poppet-sizes.tmp.PID.NANOS`, renamed over the cache when done) and
+/// a stale lock being taken over (`poppet-pop3.lock.stale.PID.NANOS`, removed right after).
+const LEFTOVER_PREFIXES: [&str; 2] = ["poppet-sizes.tmp.", "poppet-pop3.lock.stale."];
+
+/// How old such a file must be before it is removed. Both live for milliseconds; an hour leaves
+/// room for any clock difference between hosts sharing the maildir.
+const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
+
+/// Removes [`LEFTOVER_PREFIXES`] files older than [`LEFTOVER_AGE`]: nothing else removes them, so
+/// every badly timed crash would leave one for good. Best effort, under the session lock.
+fn remove_leftovers(dir: &Path) {
+    let Ok(listing) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in listing.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !LEFTOVER_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok());
+        if age.is_some_and(|age| age > LEFTOVER_AGE) {
+            log::info!(
+                "{}: removing a crashed session's leftover",
+                entry.path().display()
+            );
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Makes sure `dir` is a maildir: a missing one is created (from `skeleton` when given), and a

@@ -3,6 +3,10 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod haproxy;
+pub mod mda;
+pub mod stores;
+
 use poppet_testkit::{TestServer, artifacts, copy_dir, demo_maildir, workspace_root};
 use std::path::PathBuf;
 
@@ -84,4 +88,24 @@ pub fn expected_messages() -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .map(|(base, path)| (base, poppet_testkit::crlf(&std::fs::read(path).unwrap())))
         .collect()
+}
+
+/// The demo messages are on disk in `maildir`, byte for byte, except those at the 0-based
+/// `deleted` indices, and nothing else is.
+pub fn assert_demo_left(maildir: &std::path::Path, deleted: &[usize]) {
+    let want: Vec<(String, Vec<u8>)> = expected_messages()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !deleted.contains(i))
+        .map(|(_, m)| m)
+        .collect();
+    let got = poppet_testkit::maildir_messages(maildir);
+    assert_eq!(
+        got.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>(),
+        want.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>()
+    );
+    for ((_, path), (base, bytes)) in got.iter().zip(&want) {
+        let stored = poppet_testkit::crlf(&std::fs::read(path).unwrap());
+        assert!(stored == *bytes, "{base} changed on disk");
+    }
 }

@@ -8,6 +8,8 @@
 //!
 //! Modes:
 //! - `session`: connect, USER/PASS, STAT, LIST, UIDL, QUIT, at a concurrency, for a duration;
+//!   with `--retr` also RETR of every message, with `--disconnect R` a fraction R of the sessions
+//!   dropped at a random step (the soak test, `tests/soak/soak.sh`);
 //! - `retr`: RETR of one message repeatedly, or of every message pipelined, with bytes/s;
 //! - `open`: time from PASS sent to STAT answered, for consecutive sessions (cold, then warm);
 //! - `idle`: N logged-in connections held open while the server's RSS and PSS are measured;
@@ -29,6 +31,8 @@ mod procfs;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use pop::{Client, Target};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -116,6 +120,17 @@ struct SessionArgs {
     /// Stop after this many sessions (whichever comes first).
     #[arg(long)]
     count: Option<u64>,
+    /// Also RETR every message before QUIT.
+    #[arg(long)]
+    retr: bool,
+    /// Fraction of sessions (0 to 1) that close the connection at a random step instead of
+    /// finishing: before the greeting, after USER, with PASS unanswered, mid-LIST, mid-RETR, after
+    /// a DELE. They count as `dropped`, not as errors.
+    #[arg(long, default_value_t = 0.0)]
+    disconnect: f64,
+    /// Seed for the disconnect choices (default: from the clock); printed in the JSON line.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 /// `retr` options.
@@ -329,21 +344,89 @@ fn base(mode: &str, c: &Common) -> Value {
     json!({"mode": mode, "label": c.label, "tls": c.tls})
 }
 
-/// One full session for the `session` mode.
-fn one_session(target: &Target, user: &str, pass: &str) -> Result<()> {
+/// Where a dropped session closes its connection (see `SessionArgs::disconnect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DropAt {
+    BeforeGreeting,
+    AfterUser,
+    PassUnanswered,
+    MidList,
+    MidRetr,
+    AfterDele,
+}
+
+const DROPS: [DropAt; 6] = [
+    DropAt::BeforeGreeting,
+    DropAt::AfterUser,
+    DropAt::PassUnanswered,
+    DropAt::MidList,
+    DropAt::MidRetr,
+    DropAt::AfterDele,
+];
+
+/// One full session for the `session` mode; `drop` ends it early by closing the socket (which
+/// is what dropping the client does), `Ok(false)` then.
+fn one_session(
+    target: &Target,
+    user: &str,
+    pass: &str,
+    retr: bool,
+    drop: Option<DropAt>,
+) -> Result<bool> {
     let mut c = Client::connect(target, pop::BUF)?;
+    if drop == Some(DropAt::BeforeGreeting) {
+        return Ok(false);
+    }
     c.greeting()?;
-    c.login(user, pass)?;
-    c.simple(b"STAT\r\n", "STAT")?;
+    c.simple(format!("USER {user}\r\n").as_bytes(), "USER")?;
+    if drop == Some(DropAt::AfterUser) {
+        return Ok(false);
+    }
+    c.send(format!("PASS {pass}\r\n").as_bytes())?;
+    if drop == Some(DropAt::PassUnanswered) {
+        return Ok(false);
+    }
+    c.status_text("PASS")?;
+    let n: u64 = {
+        c.send(b"STAT\r\n")?;
+        let line = c.status_text("STAT")?;
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    if drop == Some(DropAt::MidList) {
+        c.send(b"LIST\r\n")?;
+        return Ok(false);
+    }
     c.multi(b"LIST\r\n", "LIST")?;
     c.multi(b"UIDL\r\n", "UIDL")?;
-    c.quit()
+    if drop == Some(DropAt::MidRetr) && n > 0 {
+        c.send(b"RETR 1\r\n")?;
+        return Ok(false);
+    }
+    if retr {
+        for i in 1..=n {
+            c.multi(format!("RETR {i}\r\n").as_bytes(), "RETR")?;
+        }
+    }
+    if drop.is_some() {
+        // AfterDele (and MidRetr on an empty mailbox): a DELE that no QUIT ever commits.
+        if n > 0 {
+            c.simple(b"DELE 1\r\n", "DELE")?;
+        }
+        return Ok(false);
+    }
+    c.quit()?;
+    Ok(true)
 }
 
 /// Per-thread results.
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u32>,
+    dropped: u64,
+    in_use: u64,
     errors: u64,
     first_error: Option<String>,
 }
@@ -353,23 +436,51 @@ fn session(a: &SessionArgs) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
     let limit = a.count.unwrap_or(u64::MAX);
     let started = Arc::new(AtomicU64::new(0));
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
     let meter = Meter::start(a.common.server_pid);
     let mut handles = Vec::new();
     for t in 0..a.concurrency {
         let target = target.clone();
-        let user = a
-            .user_pattern
-            .replace("{}", &(t % a.users.max(1)).to_string());
+        // Each thread starts on its own mailbox (POP3 locks one per session). With --disconnect
+        // it moves on to the next of its mailboxes after every session, so the server's cleanup of
+        // a dropped session is not raced by the same thread's next login.
+        let users = a.users.max(1);
+        let rotate = a.disconnect > 0.0 && users > a.concurrency;
+        let pattern = a.user_pattern.clone();
         let pass = a.common.password.clone();
         let started = Arc::clone(&started);
+        let (retr, disconnect) = (a.retr, a.disconnect);
+        let mut rng = StdRng::seed_from_u64(seed ^ u64::from(t));
+        let concurrency = a.concurrency;
         handles.push(std::thread::spawn(move || {
             let mut tally = Tally::default();
+            let mut round = 0u32;
             while Instant::now() < deadline && started.fetch_add(1, Ordering::Relaxed) < limit {
                 let t0 = Instant::now();
-                match one_session(&target, &user, &pass) {
-                    Ok(()) => tally
+                let drop = (disconnect > 0.0 && rng.random_bool(disconnect.min(1.0)))
+                    .then(|| DROPS[rng.random_range(0..DROPS.len())]);
+                let k = if rotate {
+                    (t + round * concurrency) % users
+                } else {
+                    t % users
+                };
+                round = round.wrapping_add(1);
+                let user = pattern.replace("{}", &k.to_string());
+                match one_session(&target, &user, &pass, retr, drop) {
+                    Ok(false) => tally.dropped += 1,
+                    Ok(true) => tally
                         .latencies_us
                         .push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32),
+                    // With --disconnect: the mailbox still locked by a dropped session the server
+                    // has not yet seen close, POP3's exclusive lock working, not a failure.
+                    // Without, an error as before (the benchmark fails on any).
+                    Err(e) if disconnect > 0.0 && format!("{e:#}").contains("[IN-USE]") => {
+                        tally.in_use += 1;
+                    }
                     Err(e) => {
                         tally.errors += 1;
                         tally.first_error.get_or_insert_with(|| format!("{e:#}"));
@@ -388,6 +499,8 @@ fn session(a: &SessionArgs) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("session thread panicked"))?;
         all.latencies_us.extend(t.latencies_us);
         all.errors += t.errors;
+        all.dropped += t.dropped;
+        all.in_use += t.in_use;
         if all.first_error.is_none() {
             all.first_error = t.first_error;
         }
@@ -399,6 +512,9 @@ fn session(a: &SessionArgs) -> Result<()> {
     v["concurrency"] = json!(a.concurrency);
     v["sessions"] = json!(sessions);
     v["errors"] = json!(all.errors);
+    v["dropped"] = json!(all.dropped);
+    v["in_use"] = json!(all.in_use);
+    v["seed"] = json!(seed);
     v["sessions_per_s"] = json!(round(sessions as f64 / elapsed, 1));
     v["latency_ms"] = percentiles(all.latencies_us);
     if let Some(e) = all.first_error {
