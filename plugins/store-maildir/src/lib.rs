@@ -64,6 +64,13 @@ pub use sizes::CACHE_FILE;
 pub use snapshot::SizeStats;
 pub use store::Maildir;
 
+/// The file-name rules and the size counter alone, for the fuzz targets in `fuzz/`; not API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::name::{base, cur_name, uidl, w_size, with_seen};
+    pub use crate::sizes::{CrlfCounter, completion};
+}
+
 poppet_sdk::export_plugin! {
     name: "store-maildir",
     version: env!("CARGO_PKG_VERSION"),

@@ -53,6 +53,14 @@ pub use maildrop::{Body, MboxDrop};
 pub use settings::{LockKind, RawSettings, Settings, Variant};
 pub use store::Mbox;
 
+/// The parser, the transformation and the body reader alone, for the fuzz targets in `fuzz/`;
+/// not API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::parse::{Message, Options, Parsed, parse};
+    pub use crate::transform::{Transform, Unquote};
+}
+
 poppet_sdk::export_plugin! {
     name: "store-mbox",
     version: env!("CARGO_PKG_VERSION"),
