@@ -46,6 +46,8 @@ mod store;
 mod transform;
 
 #[cfg(test)]
+mod size_props;
+#[cfg(test)]
 mod tests;
 
 pub use body::MessageReader;

@@ -4,6 +4,7 @@
 mod authorization;
 mod limits;
 mod pipelining;
+mod properties;
 mod sasl;
 mod stls;
 mod transaction;
