@@ -59,7 +59,7 @@ pub use store::Mbox;
 /// not API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::parse::{Message, Options, Parsed, parse};
+    pub use crate::parse::{Options, parse};
     pub use crate::transform::{Transform, Unquote};
 }
 
