@@ -158,7 +158,10 @@ pub fn parse_dovecot(bytes: &[u8], format: &UidlFormat) -> Result<ImportedList, 
                     break;
                 }
                 let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-                let value = String::from_utf8_lossy(&rest[1..end]).into_owned();
+                // A space where a key should be (two spaces in a row) is an empty field: `end` is
+                // 0 then, and the trim below moves past it.
+                let value =
+                    String::from_utf8_lossy(rest.get(1..end).unwrap_or_default()).into_owned();
                 match key {
                     b'P' => kept = Some(value),
                     b'G' => guid = Some(value),
@@ -529,6 +532,17 @@ mod tests {
         for bad in [&b"2 x\n"[..], b"3 N5\n", b"3 V1\nx :a\n", b"3 V1\n1 G1\n"] {
             assert!(parse_dovecot(bad, &format).is_err(), "{bad:?}");
         }
+    }
+
+    /// Found by the `maildir_uidlist` fuzz target: a space where an extension key belongs sliced
+    /// `rest[1..0]` and panicked, so one odd `dovecot-uidlist` locked its user out.
+    #[test]
+    fn dovecot_uidlist_with_two_spaces_after_the_uid_does_not_panic() {
+        let format = UidlFormat::parse(DOVECOT_DEFAULT_FORMAT).expect("format");
+        let list = parse_dovecot(b"3 V1 N3\n1  :1.a\n2 W9  G1 :2.b\n", &format).expect("parse");
+        assert_eq!(list[&b"1.a"[..]].uidl, "0000000100000001");
+        assert_eq!(list[&b"2.b"[..]].size, Some(9));
+        assert!(parse_dovecot(b"3 V1 N2\n1  \n", &format).is_err());
     }
 
     #[test]
