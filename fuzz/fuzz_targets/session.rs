@@ -98,10 +98,13 @@ struct Driver {
     committed: bool,
     /// The running fake SASL exchange: mechanism and client messages so far.
     sasl: Option<(String, u32)>,
+    /// Messages the `+OK message N deleted` replies marked, less those RSET restored.
+    shadow_deleted: Vec<usize>,
 }
 
 impl Driver {
     fn write(&mut self, reply: &Response) {
+        self.follow(reply);
         let start = self.out.len();
         reply.encode(&mut self.out);
         let wire = &self.out[start..];
@@ -122,6 +125,39 @@ impl Driver {
                 wire.ends_with(b".\r\n"),
                 "multi-line reply without terminator"
             );
+        }
+    }
+
+    /// Keeps the shadow deletion list from the replies, and checks the login totals.
+    fn follow(&mut self, reply: &Response) {
+        if !reply.is_ok() {
+            return;
+        }
+        let text = reply.text();
+        let number = text
+            .strip_prefix("message ")
+            .and_then(|t| t.strip_suffix(" deleted"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if let Some(n) = number {
+            assert!(
+                n >= 1 && n <= BODIES.len(),
+                "deleted message {n} does not exist"
+            );
+            assert!(
+                !self.shadow_deleted.contains(&(n - 1)),
+                "message {n} deleted twice"
+            );
+            self.shadow_deleted.push(n - 1);
+            self.shadow_deleted.sort_unstable();
+        } else if text.starts_with("maildrop has ") {
+            self.shadow_deleted.clear();
+        } else if text.starts_with("Logged in, ") {
+            let total: usize = BODIES.iter().map(|b| b.len()).sum();
+            let want = format!(
+                "Logged in, maildrop has {} messages ({total} octets)",
+                BODIES.len()
+            );
+            assert_eq!(text, want);
         }
     }
 
@@ -266,6 +302,10 @@ impl Driver {
             deleted, marked,
             "commit of other messages than those marked"
         );
+        assert_eq!(
+            deleted, self.shadow_deleted,
+            "commit of other messages than DELE answered"
+        );
         self.committed = true;
         let outcome = if deleted.contains(&UNDELETABLE) {
             CommitOutcome::Partial { failed: 1 }
@@ -350,6 +390,7 @@ fuzz_target!(|data: &[u8]| {
         closed: None,
         committed: false,
         sasl: None,
+        shadow_deleted: Vec::new(),
     };
     let greeting = driver.session.greeting();
     driver.write(&greeting);
