@@ -55,8 +55,8 @@ pub use maildrop::{Body, MboxDrop};
 pub use settings::{LockKind, RawSettings, Settings, Variant};
 pub use store::Mbox;
 
-/// The parser, the transformation and the body reader alone, for the fuzz targets in `fuzz/`;
-/// not API.
+/// The parser and the transformation alone, for the fuzz targets in `fuzz/` (which also drive
+/// the public [`MessageReader`]); not API.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::parse::{Options, parse};
