@@ -202,6 +202,46 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The canonical command line (no CRLF): the upper-case keyword and the arguments
+    /// as parsed, single spaces between them. Parsing it gives this command back, which
+    /// the fuzz targets and property tests check; the session itself never writes
+    /// commands.
+    pub(crate) fn render(&self) -> String {
+        let verb = |verb: Verb| verb.as_str().to_owned();
+        match self {
+            Self::User(user) => format!("USER {user}"),
+            Self::Pass(secret) => format!("PASS {}", secret.expose()),
+            Self::Apop { user, digest } => format!("APOP {user} {}", digest.expose()),
+            Self::Quit => verb(Verb::Quit),
+            Self::Stat => verb(Verb::Stat),
+            Self::List(None) => verb(Verb::List),
+            Self::List(Some(msg)) => format!("LIST {msg}"),
+            Self::Retr(msg) => format!("RETR {msg}"),
+            Self::Dele(msg) => format!("DELE {msg}"),
+            Self::Noop => verb(Verb::Noop),
+            Self::Rset => verb(Verb::Rset),
+            Self::Top { msg, lines } => format!("TOP {msg} {lines}"),
+            Self::Uidl(None) => verb(Verb::Uidl),
+            Self::Uidl(Some(msg)) => format!("UIDL {msg}"),
+            Self::Capa => verb(Verb::Capa),
+            Self::Stls => verb(Verb::Stls),
+            Self::Auth {
+                mechanism,
+                initial_response,
+            } => [
+                Some("AUTH"),
+                mechanism.as_deref(),
+                initial_response.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
+        }
+    }
+}
+
 /// Splits a line into its keyword and the rest after the first space.
 pub(crate) fn split_keyword(line: &str) -> (&str, &str) {
     line.split_once(' ').unwrap_or((line, ""))

@@ -72,3 +72,7 @@ pub use crate::state::{State, StateSet};
 pub use crate::text::{Catalog, CatalogError, Text};
 pub use crate::uidl::{InvalidUidl, Uidl};
 pub use crate::user::{InvalidUser, MAX_USER_LEN, validate_user};
+
+/// The command parser and line framing alone, for the fuzz targets in `fuzz/`; not API.
+#[doc(hidden)]
+pub mod fuzzing;

@@ -158,7 +158,10 @@ pub fn parse_dovecot(bytes: &[u8], format: &UidlFormat) -> Result<ImportedList, 
                     break;
                 }
                 let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-                let value = String::from_utf8_lossy(&rest[1..end]).into_owned();
+                // A space where a key should be (two spaces in a row) is an empty field: `end` is
+                // 0 then, and the trim below moves past it.
+                let value =
+                    String::from_utf8_lossy(rest.get(1..end).unwrap_or_default()).into_owned();
                 match key {
                     b'P' => kept = Some(value),
                     b'G' => guid = Some(value),
@@ -298,6 +301,9 @@ enum Var {
     Guid,
 }
 
+/// RFC 1939 §7: a unique-id "consists of one to 70 characters".
+const MAX_UIDL_LEN: usize = 70;
+
 /// Dovecot's default `pop3_uidl_format` (and the default here).
 pub const DOVECOT_DEFAULT_FORMAT: &str = "%08Xu%08Xv";
 
@@ -330,6 +336,13 @@ impl UidlFormat {
             } else {
                 Some(digits.parse().map_err(|_| "width too large")?)
             };
+            // Padding past a UIDL's 70 characters (RFC 1939 §7) can only make invalid UIDLs, and
+            // a huge width would be allocated for every message.
+            if zero_pad && width.is_some_and(|w: usize| w > MAX_UIDL_LEN) {
+                return Err(format!(
+                    "zero padding to {digits} characters: a UIDL has at most {MAX_UIDL_LEN}"
+                ));
+            }
             let (mut hex, mut case) = (false, None);
             let var = loop {
                 match chars.next() {
@@ -457,7 +470,9 @@ pub fn usable_size(size: u64, path: &Path, len: u64) -> io::Result<bool> {
 
 /// Whether `uidl` may be sent (RFC 1939 §7: 1 to 70 characters in 0x21..=0x7E).
 pub fn valid_uidl(uidl: &str) -> bool {
-    !uidl.is_empty() && uidl.len() <= 70 && uidl.bytes().all(|b| (0x21..=0x7E).contains(&b))
+    !uidl.is_empty()
+        && uidl.len() <= MAX_UIDL_LEN
+        && uidl.bytes().all(|b| (0x21..=0x7E).contains(&b))
 }
 
 /// The unique part of a file name in `cur/` or `new/`.
@@ -529,6 +544,35 @@ mod tests {
         for bad in [&b"2 x\n"[..], b"3 N5\n", b"3 V1\nx :a\n", b"3 V1\n1 G1\n"] {
             assert!(parse_dovecot(bad, &format).is_err(), "{bad:?}");
         }
+    }
+
+    /// Found by the `maildir_uidlist` fuzz target: `%07777777777g` made every expansion allocate
+    /// gigabytes of zeros (a config typo would take the server down at the first login).
+    #[test]
+    fn a_zero_padded_width_above_70_is_refused_not_allocated() {
+        let err = UidlFormat::parse("%07777777777g").expect_err("refused");
+        assert!(err.contains("at most 70"), "{err}");
+        assert!(UidlFormat::parse("%071u").is_err());
+        let widest = UidlFormat::parse("%070u").expect("70 is allowed");
+        assert_eq!(widest.expand(&vars(7, b"x")).len(), 70);
+        // Without the zero a width only cuts, so any width is harmless.
+        assert_eq!(
+            UidlFormat::parse("%99999f")
+                .expect("cut")
+                .expand(&vars(7, b"x")),
+            "x"
+        );
+    }
+
+    /// Found by the `maildir_uidlist` fuzz target: a space where an extension key belongs sliced
+    /// `rest[1..0]` and panicked, so one odd `dovecot-uidlist` locked its user out.
+    #[test]
+    fn dovecot_uidlist_with_two_spaces_after_the_uid_does_not_panic() {
+        let format = UidlFormat::parse(DOVECOT_DEFAULT_FORMAT).expect("format");
+        let list = parse_dovecot(b"3 V1 N3\n1  :1.a\n2 W9  G1 :2.b\n", &format).expect("parse");
+        assert_eq!(list[&b"1.a"[..]].uidl, "0000000100000001");
+        assert_eq!(list[&b"2.b"[..]].size, Some(9));
+        assert!(parse_dovecot(b"3 V1 N2\n1  \n", &format).is_err());
     }
 
     #[test]

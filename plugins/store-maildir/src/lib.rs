@@ -64,6 +64,15 @@ pub use sizes::CACHE_FILE;
 pub use snapshot::SizeStats;
 pub use store::Maildir;
 
+/// The file-name rules, the size counter and the old servers' UIDL lists alone, for the fuzz
+/// targets in `fuzz/`; not API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::import::{Vars, parse_courier, parse_dovecot};
+    pub use crate::name::{base, cur_name, uidl, w_size, with_seen};
+    pub use crate::sizes::{CrlfCounter, completion};
+}
+
 poppet_sdk::export_plugin! {
     name: "store-maildir",
     version: env!("CARGO_PKG_VERSION"),

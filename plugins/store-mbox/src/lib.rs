@@ -46,12 +46,22 @@ mod store;
 mod transform;
 
 #[cfg(test)]
+mod size_props;
+#[cfg(test)]
 mod tests;
 
 pub use body::MessageReader;
 pub use maildrop::{Body, MboxDrop};
 pub use settings::{LockKind, RawSettings, Settings, Variant};
 pub use store::Mbox;
+
+/// The parser and the transformation alone, for the fuzz targets in `fuzz/` (which also drive
+/// the public [`MessageReader`]); not API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::parse::{Options, parse};
+    pub use crate::transform::{Transform, Unquote};
+}
 
 poppet_sdk::export_plugin! {
     name: "store-mbox",

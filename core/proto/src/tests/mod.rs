@@ -5,6 +5,7 @@ mod authorization;
 mod language;
 mod limits;
 mod pipelining;
+mod properties;
 mod sasl;
 mod stls;
 mod transaction;

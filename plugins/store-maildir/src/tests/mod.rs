@@ -4,6 +4,7 @@ mod cache;
 mod migration;
 mod paths;
 mod session;
+mod size_props;
 mod snapshot;
 
 use crate::{Maildir, MaildirDrop};
