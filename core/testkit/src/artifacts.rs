@@ -22,6 +22,7 @@ const PACKAGES: &[&str] = &[
     "poppet-ext-login-delay",
     "poppet-ext-audit",
     "poppet-hello-extension",
+    "poppet-hello-auth",
 ];
 
 /// Paths of built artifacts.
