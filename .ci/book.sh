@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The book: builds it with mdBook (broken internal links are errors, through mdbook-linkcheck2),
+# runs the tests that follow its tutorials and check its reference pages against the code, and
+# opens it in headless Chromium to check that the quick start renders and search works
+# (screenshots in target/book-screenshots/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MDBOOK_VERSION=0.5.4
+LINKCHECK_VERSION=0.13.0   # mdbook-linkcheck2, the maintained fork that supports mdBook 0.5
+PLAYWRIGHT_DIR=book/browser-check
+
+start=$(date +%s)
+step() { echo "== book: $* ($(( $(date +%s) - start ))s)"; }
+
+step "tools"
+export PATH="$HOME/.cargo/bin:$PATH"
+installed() { "$1" --version 2>/dev/null | grep -qF "$2"; }
+installed mdbook "v$MDBOOK_VERSION" || cargo install mdbook --locked --version "$MDBOOK_VERSION"
+installed mdbook-linkcheck2 "$LINKCHECK_VERSION" \
+    || cargo install mdbook-linkcheck2 --locked --version "$LINKCHECK_VERSION"
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+# playwright-core only drives the browser; it downloads none (the machine's network is closed).
+(cd "$PLAYWRIGHT_DIR" && npm ci --no-audit --no-fund --silent)
+
+step "mdbook build (with link check)"
+rm -rf book/book
+mdbook build book
+
+step "tests that follow the book (tutorial steps, config reference, standards table, hello-auth)"
+cargo test --locked -p poppet-tests --test book_steps --test book_reference --test hello_auth
+
+step "headless Chromium: quick start and search"
+if command -v chromium >/dev/null; then
+    node "$PLAYWRIGHT_DIR/check.mjs" book/book/html target/book-screenshots
+else
+    echo "SKIP: chromium is not installed (needs root and apt-get); the browser check did not run"
+    echo "book browser check: chromium is not installed" >> target/poppet-test-skips.txt
+fi
+
+step "done"

@@ -1,0 +1,357 @@
+//! Keeps the book's reference pages true to the code.
+//!
+//! - The configuration reference: for every section of the server's config and every shipped
+//!   plugin's settings, the real `poppet check` is asked which keys it accepts (a config with an
+//!   unknown key makes the serde types list them all), and the book's table for that section must
+//!   list exactly those keys. Then a config that writes out every default the tables give as a
+//!   literal must be accepted, so a documented default is at least a valid value of its key.
+//! - The standards page: every test it names as `path::function` exists.
+
+#![allow(clippy::unwrap_used)]
+
+use poppet_testkit::{artifacts, check_text, workspace_root};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// A key that no section accepts.
+const UNKNOWN: &str = "zz_not_a_key";
+
+/// One section of the config and where the book documents it.
+struct Section {
+    /// For messages.
+    name: &'static str,
+    /// The page (relative to the repository root) and the heading the key table follows.
+    page: &'static str,
+    heading: &'static str,
+    /// A whole config with `{}` where keys of this section go (after its required keys).
+    template: fn(&Path) -> String,
+}
+
+fn lib(package: &str) -> String {
+    artifacts().library(package).display().to_string()
+}
+
+/// A valid config around `plugin_entry` (a store entry replaces the maildir store).
+fn base(dir: &Path, top: &str, listener: &str, extra_plugins: &str) -> String {
+    let users = workspace_root().join("examples/demo/users");
+    format!(
+        r#"(
+    listeners: [(address: "127.0.0.1:0", {listener})],
+    plugins: [
+        (library: "{passwd}", kind: auth, name: "passwd", settings: (file: "{users}")),
+        (library: "{maildir}", kind: store, name: "maildir", settings: (path: "{mail}/%u/Maildir")),
+        {extra_plugins}
+    ],
+    auth: "passwd",
+    store: "maildir",
+    {top}
+)"#,
+        passwd = lib("poppet-auth-passwd"),
+        maildir = lib("poppet-store-maildir"),
+        users = users.display(),
+        mail = dir.join("mail").display(),
+    )
+}
+
+fn plugin(package: &str, kind: &str, name: &str, settings: &str) -> String {
+    format!(
+        r#"(library: "{}", kind: {kind}, name: "{name}", settings: ({settings})),"#,
+        lib(package)
+    )
+}
+
+fn sections() -> Vec<Section> {
+    const CONFIG: &str = "book/src/configuration.md";
+    vec![
+        Section {
+            name: "top level",
+            page: CONFIG,
+            heading: "## Top-level keys",
+            template: |dir| base(dir, "{}", "", ""),
+        },
+        Section {
+            name: "listeners",
+            page: CONFIG,
+            heading: "## listeners",
+            template: |dir| base(dir, "", "{}", ""),
+        },
+        Section {
+            name: "tls",
+            page: CONFIG,
+            heading: "## tls",
+            template: |dir| {
+                let tls = format!(
+                    r#"tls: (cert: "{d}/cert.pem", key: "{d}/key.pem", generate_self_signed: true, {{}}),"#,
+                    d = dir.display()
+                );
+                base(dir, &tls, "tls: none", "")
+            },
+        },
+        Section {
+            name: "limits",
+            page: CONFIG,
+            heading: "## limits",
+            template: |dir| base(dir, "limits: ({}),", "", ""),
+        },
+        Section {
+            name: "logging",
+            page: CONFIG,
+            heading: "## logging",
+            template: |dir| base(dir, "logging: ({}),", "", ""),
+        },
+        Section {
+            name: "metrics",
+            page: CONFIG,
+            heading: "## metrics",
+            template: |dir| base(dir, r#"metrics: (address: "127.0.0.1:0", {}),"#, "", ""),
+        },
+        Section {
+            name: "plugin entry",
+            page: CONFIG,
+            heading: "## plugins",
+            template: |dir| {
+                let entry = format!(
+                    r#"(library: "{}", kind: extension, name: "hello", {{}}),"#,
+                    lib("poppet-hello-extension")
+                );
+                base(dir, "", "", &entry)
+            },
+        },
+        Section {
+            name: "auth-passwd settings",
+            page: CONFIG,
+            heading: "## The auth-passwd plugin",
+            // A second, inactive instance: every entry is created and checked all the same.
+            template: |dir| {
+                let users = workspace_root().join("examples/demo/users");
+                let settings = format!(r#"file: "{}", {{}}"#, users.display());
+                base(
+                    dir,
+                    "",
+                    "",
+                    &plugin("poppet-auth-passwd", "auth", "passwd2", &settings),
+                )
+            },
+        },
+        Section {
+            name: "store-maildir settings",
+            page: CONFIG,
+            heading: "## The store-maildir plugin",
+            template: |dir| {
+                base(
+                    dir,
+                    "",
+                    "",
+                    &plugin("poppet-store-maildir", "store", "maildir2", "{}"),
+                )
+            },
+        },
+        Section {
+            name: "store-mbox settings",
+            page: CONFIG,
+            heading: "## The store-mbox plugin",
+            template: |dir| {
+                base(
+                    dir,
+                    "",
+                    "",
+                    &plugin("poppet-store-mbox", "store", "mbox", "{}"),
+                )
+            },
+        },
+        Section {
+            name: "auth-ldap settings",
+            page: "book/src/ldap.md",
+            heading: "## All settings",
+            template: |dir| {
+                let settings = r#"url: "ldap://127.0.0.1:1", base_dn: "dc=example,dc=org", {}"#;
+                base(
+                    dir,
+                    "",
+                    "",
+                    &plugin("poppet-auth-ldap", "auth", "ldap", settings),
+                )
+            },
+        },
+        Section {
+            name: "login-delay settings",
+            page: "book/src/extensions.md",
+            heading: "### login-delay",
+            template: |dir| {
+                let settings = format!(r#"state_file: "{}/ld", {{}}"#, dir.display());
+                let entry = plugin(
+                    "poppet-ext-login-delay",
+                    "extension",
+                    "login-delay",
+                    &settings,
+                );
+                base(dir, "", "", &entry)
+            },
+        },
+        Section {
+            name: "audit settings",
+            page: "book/src/extensions.md",
+            heading: "### audit",
+            template: |dir| {
+                let settings = format!(r#"file: "{}/audit.jsonl", {{}}"#, dir.display());
+                base(
+                    dir,
+                    "",
+                    "",
+                    &plugin("poppet-ext-audit", "extension", "audit", &settings),
+                )
+            },
+        },
+    ]
+}
+
+/// One row of a reference table: its keys and the default cell.
+#[derive(Debug)]
+struct Row {
+    keys: Vec<String>,
+    default: String,
+}
+
+/// The texts between backticks in `cell`.
+fn backticked(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The rows of the first table with a `key` column after `heading` on `page`.
+fn table(page: &str, heading: &str) -> Vec<Row> {
+    let text = std::fs::read_to_string(workspace_root().join(page)).unwrap();
+    let mut lines = text.lines().skip_while(|l| l.trim() != heading);
+    assert!(lines.next().is_some(), "{page}: no heading {heading:?}");
+    let mut lines = lines.skip_while(|l| !l.starts_with("| key |"));
+    let header = lines
+        .next()
+        .unwrap_or_else(|| panic!("{page}: no key table after {heading:?}"));
+    let columns: Vec<&str> = header.split('|').map(str::trim).collect();
+    let default_col = columns.iter().position(|c| *c == "default").unwrap();
+    lines
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            Row {
+                keys: backticked(cells[1]),
+                default: cells[default_col].to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The keys the section accepts, as the real binary lists them when it meets an unknown one.
+fn accepted_keys(section: &Section, dir: &Path) -> BTreeSet<String> {
+    let config = (section.template)(dir).replace("{}", &format!("{UNKNOWN}: 0,"));
+    let (ok, text) = check_text(dir, "unknown.ron", &config);
+    assert!(
+        !ok,
+        "{}: an unknown key was accepted:\n{config}",
+        section.name
+    );
+    let expected = text
+        .split_once(&format!("`{UNKNOWN}`"))
+        .and_then(|(_, rest)| rest.split_once("expected"))
+        .map(|(_, list)| list.lines().next().unwrap_or_default())
+        .unwrap_or_else(|| panic!("{}: no list of expected keys in:\n{text}", section.name));
+    backticked(expected).into_iter().collect()
+}
+
+#[test]
+fn the_configuration_reference_lists_exactly_the_accepted_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut problems = Vec::new();
+    for section in sections() {
+        let documented: BTreeSet<String> = table(section.page, section.heading)
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .collect();
+        let accepted = accepted_keys(&section, dir.path());
+        for key in accepted.difference(&documented) {
+            problems.push(format!(
+                "{}: `{key}` is accepted but not documented in {} under {:?}",
+                section.name, section.page, section.heading
+            ));
+        }
+        for key in documented.difference(&accepted) {
+            problems.push(format!(
+                "{}: `{key}` is documented in {} but not accepted",
+                section.name, section.page
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `key: value` for every row whose default cell is only literals: one for all its keys, or one each.
+fn documented_defaults(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        let values = backticked(&row.default);
+        let literal_only = !values.is_empty()
+            && row.default.replace('`', "").replace(", ", "").trim()
+                == values.concat().replace(", ", "");
+        if !literal_only {
+            continue;
+        }
+        for (i, key) in row.keys.iter().enumerate() {
+            let value = if values.len() == row.keys.len() {
+                &values[i]
+            } else {
+                &values[0]
+            };
+            out.push_str(&format!("{key}: {value}, "));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_config_with_every_documented_default_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut problems = Vec::new();
+    for section in sections() {
+        let rows = table(section.page, section.heading);
+        let defaults = documented_defaults(&rows);
+        let config = (section.template)(dir.path()).replace("{}", &defaults);
+        let (ok, text) = check_text(dir.path(), "defaults.ron", &config);
+        if !ok {
+            problems.push(format!("{} with `{defaults}`: {text}", section.name));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_standards_page_names_tests_that_exist() {
+    let root = workspace_root();
+    let page = std::fs::read_to_string(root.join("book/src/standards.md")).unwrap();
+    let mut missing = Vec::new();
+    let mut n = 0;
+    for reference in backticked(&page) {
+        let Some((path, function)) = reference.split_once("::") else {
+            continue;
+        };
+        if !path.ends_with(".rs") {
+            continue;
+        }
+        n += 1;
+        let found = std::fs::read_to_string(root.join(path)).is_ok_and(|source| {
+            source.contains(&format!("fn {function}("))
+                || source.contains(&format!("fn {function}<"))
+        });
+        if !found {
+            missing.push(reference);
+        }
+    }
+    assert!(n >= 30, "only {n} test references found");
+    assert!(
+        missing.is_empty(),
+        "tests named in standards.md that do not exist: {missing:?}"
+    );
+}
