@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The book: builds it with mdBook (broken internal links are errors, through mdbook-linkcheck2),
+# The book: builds it with mdBook (broken internal links and anchors are errors: mdbook-linkcheck2
+# for pages and files, linkinator for heading anchors),
 # runs the tests that follow its tutorials and check its reference pages against the code, and
 # opens it in headless Chromium to check that the quick start renders and search works
 # (screenshots in target/book-screenshots/).
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 MDBOOK_VERSION=0.5.4
 LINKCHECK_VERSION=0.13.0   # mdbook-linkcheck2, the maintained fork that supports mdBook 0.5
-PLAYWRIGHT_DIR=book/browser-check
+NODE_TOOLS=book/checks         # linkinator and playwright-core, pinned in its package-lock.json
 
 start=$(date +%s)
 step() { echo "== book: $* ($(( $(date +%s) - start ))s)"; }
@@ -25,18 +26,26 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
     apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 # playwright-core only drives the browser; it downloads none (the machine's network is closed).
-(cd "$PLAYWRIGHT_DIR" && npm ci --no-audit --no-fund --silent)
+(cd "$NODE_TOOLS" && npm ci --no-audit --no-fund --silent)
 
-step "mdbook build (with link check)"
+step "mdbook build (mdbook-linkcheck2: links to missing pages and files are errors)"
 rm -rf book/book
 mdbook build book
 
-step "tests that follow the book (tutorial steps, config reference, standards table, hello-auth)"
-cargo test --locked -p poppet-tests --test book_steps --test book_reference --test hello_auth
+step "heading anchors (linkinator over the built HTML; print.html carries every cross-page link)"
+(cd "$NODE_TOOLS" && npx --no-install linkinator ../book/html --recurse --check-fragments \
+    --skip '^(?!http://localhost)' --silent)
+
+# They are part of `cargo test --workspace` too; .ci/run, which has just run that, sets
+# POPPET_BOOK_TESTS_RAN=1 so they do not run twice.
+if [ "${POPPET_BOOK_TESTS_RAN:-}" != 1 ]; then
+    step "tests that follow the book (tutorial steps, config reference, standards table, hello-auth)"
+    cargo test --locked -p poppet-tests --test book_steps --test book_reference --test hello_auth
+fi
 
 step "headless Chromium: quick start and search"
 if command -v chromium >/dev/null; then
-    node "$PLAYWRIGHT_DIR/check.mjs" book/book/html target/book-screenshots
+    node "$NODE_TOOLS/check.mjs" book/book/html target/book-screenshots
 else
     echo "SKIP: chromium is not installed (needs root and apt-get); the browser check did not run"
     echo "book browser check: chromium is not installed" >> target/poppet-test-skips.txt

@@ -41,19 +41,20 @@ const base = `http://127.0.0.1:${server.address().port}`;
 await mkdir(shotDir, { recursive: true });
 
 const profile = await mkdtemp(join(tmpdir(), "poppet-book-chromium-"));
-const browser = await chromium.launch({
+// A new, empty profile directory (Playwright passes it as --user-data-dir).
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   headless: true,
   timeout: TIMEOUT,
+  viewport: { width: 1280, height: 900 },
   args: [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    `--user-data-dir=${profile}`,
   ],
 });
 let failed = false;
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const page = browser.pages()[0] ?? (await browser.newPage());
   page.setDefaultTimeout(TIMEOUT);
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -71,7 +72,8 @@ try {
   await page.keyboard.press("s");
   const bar = page.locator("input[type=search]").first();
   await bar.waitFor({ state: "visible" });
-  await bar.fill("thunderbird");
+  // mdBook searches on key events, so type as a person does rather than setting the value.
+  await bar.pressSequentially("thunderbird");
   const hit = page.locator("ul[id$=searchresults] li a[href*='quickstart.html']").first();
   await hit.waitFor({ state: "visible" });
   const results = await page.locator("ul[id$=searchresults] li").count();
