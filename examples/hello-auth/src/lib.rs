@@ -14,7 +14,7 @@
 //!
 //! It is the shape every auth backend has: parse settings once, answer `authenticate` with
 //! Accept / Reject / TempFail, and keep slow work off the server's executor. To talk to your own
-//! directory, replace the table lookup in [`Table::decide`]; the LDAP plugin (`plugins/auth-ldap`)
+//! directory, replace the table lookup in `Table::decide`; the LDAP plugin (`plugins/auth-ldap`)
 //! is the full model of a backend that talks to a server.
 
 // ANCHOR: imports
