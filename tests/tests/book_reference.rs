@@ -4,7 +4,9 @@
 //!   plugin's settings, the real `poppet check` is asked which keys it accepts (a config with an
 //!   unknown key makes the serde types list them all), and the book's table for that section must
 //!   list exactly those keys. Then a config that writes out every default the tables give as a
-//!   literal must be accepted, so a documented default is at least a valid value of its key.
+//!   literal must be accepted, so a documented default is at least a valid value of its key; for
+//!   the server's own sections it must also parse to the same settings as leaving the keys out,
+//!   so the documented default is the code's default.
 //! - The standards page: every test it names as `path::function` exists.
 
 #![allow(clippy::unwrap_used)]
@@ -389,4 +391,42 @@ fn the_standards_page_names_tests_that_exist() {
         missing.is_empty(),
         "tests named in standards.md that do not exist: {missing:?}"
     );
+}
+
+#[test]
+fn the_documented_server_defaults_are_the_codes_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("poppet.ron");
+    let parse = |text: &str| poppet::Config::parse(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let mut checked = 0;
+    for section in sections() {
+        // What each server section's keys turn into (plugin sections are the plugins' business,
+        // checked above by parsing).
+        let settings = |c: &poppet::Config| -> String {
+            match section.name {
+                "top level" => format!(
+                    "{:?} {:?} {:?} {:?} {:?}",
+                    c.extensions, c.apop, c.greeting, c.limits, c.log_level
+                ),
+                "listeners" => format!("{:?}", c.listeners),
+                "tls" => format!("{:?}", c.tls),
+                "limits" => format!("{:?}", c.limits),
+                "logging" => c.log_level.clone(),
+                _ => String::new(),
+            }
+        };
+        let rows = table(section.page, section.heading);
+        let written = (section.template)(dir.path()).replace("{}", &documented_defaults(&rows));
+        let left_out = (section.template)(dir.path()).replace("{}", "");
+        let (written, left_out) = (settings(&parse(&written)), settings(&parse(&left_out)));
+        if !written.is_empty() {
+            checked += 1;
+        }
+        assert_eq!(
+            written, left_out,
+            "{}: the documented defaults differ from the code's",
+            section.name
+        );
+    }
+    assert_eq!(checked, 5);
 }
