@@ -23,10 +23,12 @@ installed mdbook "v$MDBOOK_VERSION" \
     || cargo install mdbook --locked --version "$MDBOOK_VERSION" --no-default-features --features search
 installed mdbook-linkcheck2 "$LINKCHECK_VERSION" \
     || cargo install mdbook-linkcheck2 --locked --version "$LINKCHECK_VERSION"
-if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+# Chromium for the browser check; fetchmail, whose quick-start step is skipped without it.
+if { ! command -v chromium || ! command -v fetchmail; } >/dev/null \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core fetchmail >/dev/null
 fi
 # playwright-core only drives the browser; it downloads none (the machine's network is closed).
 (cd "$NODE_TOOLS" && npm ci --no-audit --no-fund --silent)

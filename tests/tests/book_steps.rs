@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! <!-- step -->                                           run it; it must exit 0
+//! <!-- step: needs fetchmail -->                           the same, when fetchmail is installed
+//!                                                        (otherwise the step is skipped, and says so)
 //! <!-- step: serve, wait for "listening on 127.0.0.1:11995" -->
 //!                                                        start it in the background, go on once
 //!                                                        its output contains that text
@@ -29,8 +31,12 @@ const SERVE_TIMEOUT_SECS: u32 = 900;
 
 #[derive(Debug, PartialEq)]
 enum Step {
-    Run(String),
-    Serve { code: String, wait_for: String },
+    /// Run it; with a tool name, only where that tool is installed.
+    Run(String, Option<String>),
+    Serve {
+        code: String,
+        wait_for: String,
+    },
 }
 
 /// The marked shell blocks of a page, in order.
@@ -57,7 +63,9 @@ fn steps(page: &str) -> Vec<Step> {
         }
         let marker = marker.trim();
         out.push(if marker.is_empty() {
-            Step::Run(code)
+            Step::Run(code, None)
+        } else if let Some(tool) = marker.strip_prefix(": needs ") {
+            Step::Run(code, Some(tool.trim().to_owned()))
         } else {
             let wait_for = marker
                 .strip_prefix(": serve, wait for \"")
@@ -80,15 +88,23 @@ fn runner(steps: &[Step], dir: &Path) -> String {
     );
     for (i, step) in steps.iter().enumerate() {
         let file = dir.join(format!("step-{i}.sh"));
-        let (code, wait_for) = match step {
-            Step::Run(code) => (code, None),
-            Step::Serve { code, wait_for } => (code, Some(wait_for)),
+        let (code, wait_for, needs) = match step {
+            Step::Run(code, needs) => (code, None, needs.as_deref()),
+            Step::Serve { code, wait_for } => (code, Some(wait_for), None),
         };
         std::fs::write(&file, code).unwrap();
         let file = file.display();
         writeln!(script, "echo '== step {i}'; cat '{file}'").unwrap();
         match wait_for {
-            None => writeln!(script, "bash -euo pipefail '{file}'").unwrap(),
+            None => match needs {
+                None => writeln!(script, "bash -euo pipefail '{file}'").unwrap(),
+                Some(tool) => writeln!(
+                    script,
+                    "if command -v {tool} >/dev/null; then bash -euo pipefail '{file}'; \
+                     else echo '== skipped step {i}: {tool} is not installed'; fi"
+                )
+                .unwrap(),
+            },
             Some(text) => {
                 let log = dir.join(format!("step-{i}.log"));
                 let log = log.display();
@@ -176,6 +192,11 @@ fn run_page(name: &str) {
         out.status.success() && stdout.contains("== all steps passed"),
         "{name}: a step failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
+    for line in stdout.lines() {
+        if let Some(reason) = line.strip_prefix("== skipped ") {
+            poppet_testkit::skip(&format!("{name}: {reason}"));
+        }
+    }
 }
 
 fn nix_is_root() -> bool {
@@ -187,15 +208,16 @@ fn nix_is_root() -> bool {
 
 #[test]
 fn step_markers_are_parsed() {
-    let page = "text\n<!-- step -->\n```sh\necho a\n```\n<!-- step: serve, wait for \"x y\" -->\n```sh\nserve\n```\n```sh\nnot a step\n```\n";
+    let page = "text\n<!-- step -->\n```sh\necho a\n```\n<!-- step: serve, wait for \"x y\" -->\n```sh\nserve\n```\n```sh\nnot a step\n```\n<!-- step: needs nc -->\n```sh\nnc\n```\n";
     assert_eq!(
         steps(page),
         [
-            Step::Run("echo a\n".into()),
+            Step::Run("echo a\n".into(), None),
             Step::Serve {
                 code: "serve\n".into(),
                 wait_for: "x y".into()
-            }
+            },
+            Step::Run("nc\n".into(), Some("nc".into())),
         ]
     );
 }
