@@ -430,3 +430,42 @@ fn the_documented_server_defaults_are_the_codes_defaults() {
     }
     assert_eq!(checked, 5);
 }
+
+#[test]
+fn every_include_names_a_file_and_an_anchor_that_exist() {
+    // mdBook includes nothing, with only a warning, when an anchor was renamed in the code.
+    let src = workspace_root().join("book/src");
+    let mut n = 0;
+    let mut broken = Vec::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let page = entry.unwrap().path();
+        if page.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&page).unwrap();
+        for include in text.split("{{#include ").skip(1) {
+            let target = include.split("}}").next().unwrap().trim();
+            n += 1;
+            let (file, anchor) = match target.split_once(':') {
+                Some((file, anchor)) => (file, Some(anchor)),
+                None => (target, None),
+            };
+            let Ok(included) = std::fs::read_to_string(src.join(file)) else {
+                broken.push(format!("{}: {target}: no such file", page.display()));
+                continue;
+            };
+            // Line ranges (`:3:`) need no anchor; named anchors must open and close.
+            if let Some(anchor) = anchor.filter(|a| !a.starts_with(|c: char| c.is_ascii_digit())) {
+                let has = |mark: &str| included.contains(&format!("{mark}: {anchor}\n"));
+                if !has("ANCHOR") || !has("ANCHOR_END") {
+                    broken.push(format!(
+                        "{}: {target}: no anchor `{anchor}`",
+                        page.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(n >= 20, "only {n} includes found");
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
