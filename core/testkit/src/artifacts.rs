@@ -23,6 +23,7 @@ const PACKAGES: &[&str] = &[
     "poppet-ext-audit",
     "poppet-ext-lang",
     "poppet-hello-extension",
+    "poppet-hello-auth",
 ];
 
 /// Paths of built artifacts.
