@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The book: builds it with mdBook (broken internal links and anchors are errors: mdbook-linkcheck2
-# for pages and files, linkinator for heading anchors),
+# The book: builds it with mdBook (broken internal links to pages, files and heading anchors are
+# errors: linkinator checks the built HTML),
 # runs the tests that follow its tutorials and check its reference pages against the code, and
 # opens it in headless Chromium to check that the quick start renders and search works
 # (screenshots in target/book-screenshots/).
@@ -8,7 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MDBOOK_VERSION=0.5.4
-LINKCHECK_VERSION=0.13.0   # mdbook-linkcheck2, the maintained fork that supports mdBook 0.5
 NODE_TOOLS=book/checks         # linkinator and playwright-core, pinned in its package-lock.json
 
 start=$(date +%s)
@@ -21,8 +20,6 @@ installed() { "$1" --version 2>/dev/null | grep -qF "$2"; }
 # builds in about two thirds of the time.
 installed mdbook "v$MDBOOK_VERSION" \
     || cargo install mdbook --locked --version "$MDBOOK_VERSION" --no-default-features --features search
-installed mdbook-linkcheck2 "$LINKCHECK_VERSION" \
-    || cargo install mdbook-linkcheck2 --locked --version "$LINKCHECK_VERSION"
 # Chromium for the browser check; fetchmail, whose quick-start step is skipped without it.
 if { ! command -v chromium || ! command -v fetchmail; } >/dev/null \
     && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -33,12 +30,12 @@ fi
 # playwright-core only drives the browser; it downloads none (the machine's network is closed).
 (cd "$NODE_TOOLS" && npm ci --no-audit --no-fund --silent)
 
-step "mdbook build (mdbook-linkcheck2: links to missing pages and files are errors)"
+step "mdbook build"
 rm -rf book/book
 mdbook build book
 
-step "heading anchors (linkinator over the built HTML; print.html carries every cross-page link)"
-(cd "$NODE_TOOLS" && npx --no-install linkinator ../book/html --recurse --check-fragments \
+step "links to pages, files and heading anchors (linkinator over the built HTML; print.html carries every cross-page link)"
+(cd "$NODE_TOOLS" && npx --no-install linkinator ../book --recurse --check-fragments \
     --skip '^(?!http://localhost)' --silent)
 
 # They are part of `cargo test --workspace` too; .ci/run, which has just run that, sets
@@ -50,7 +47,7 @@ fi
 
 step "headless Chromium: quick start and search"
 if command -v chromium >/dev/null; then
-    node "$NODE_TOOLS/check.mjs" book/book/html target/book-screenshots
+    node "$NODE_TOOLS/check.mjs" book/book target/book-screenshots
 else
     echo "SKIP: chromium is not installed (needs root and apt-get); the browser check did not run"
     mkdir -p target && echo "book browser check: chromium is not installed" >> target/poppet-test-skips.txt

@@ -223,6 +223,12 @@ fn sections() -> Vec<Section> {
             },
         ),
         section(
+            "ext-lang settings",
+            "book/src/languages.md",
+            "### Settings",
+            |dir| with_plugin(dir, &plugin("poppet-ext-lang", "extension", "lang", "{}")),
+        ),
+        section(
             "audit settings",
             "book/src/extensions.md",
             "### audit",
