@@ -53,13 +53,15 @@ pub struct Body {
     recording: Option<(Task<()>, io::Error)>,
 }
 
-/// Where a body's octets come from. A message of at most [`CHUNK`] octets is read whole by the
-/// retrieval job, which already runs on the blocking pool, so serving it costs no further thread
-/// handoffs: the benchmark showed those handoffs (futex wake-ups) dominating pipelined RETRs of
-/// small messages. Larger messages stream through `Unblock` in `CHUNK` pieces, so memory stays flat.
+/// Where a body's octets come from after what the retrieval job read. A message of at most
+/// [`CHUNK`] octets is read whole by the retrieval job, which already runs on the blocking pool, so
+/// serving it costs no further thread handoffs: the benchmark showed those handoffs (futex
+/// wake-ups) dominating pipelined RETRs of small messages. Larger messages stream through
+/// `Unblock` in `CHUNK` pieces, so memory stays flat.
 #[derive(Debug)]
 enum Source {
-    Memory(futures_lite::io::Cursor<Vec<u8>>),
+    /// Everything was read by the retrieval job.
+    Drained,
     File(Unblock<File>),
 }
 
@@ -70,28 +72,55 @@ impl AsyncRead for Source {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Source::Memory(c) => Pin::new(c).poll_read(cx, buf),
+            Source::Drained => Poll::Ready(Ok(0)),
             Source::File(f) => Pin::new(f).poll_read(cx, buf),
         }
     }
 }
 
-/// Opens a message for reading: small ones are read into memory here (on the blocking pool).
-fn source(mut file: File) -> io::Result<Source> {
+/// Opens a message's body stream (on the blocking pool): a small one is read whole here. `len` is
+/// the file's length from the identity check just made on the open file, so no second `fstat` is
+/// needed, and one `read` of `len + 1` octets that comes back short by exactly that one octet has
+/// reached the end (a regular file only reads short at its end), so no second `read` either.
+fn reader(
+    mut file: File,
+    len: u64,
+    size: u64,
+    flag: Option<Arc<AtomicBool>>,
+) -> io::Result<CrlfReader<Source>> {
     use std::io::Read as _;
-    let len = file.metadata()?.len();
     if len <= CHUNK as u64 {
         // One octet more than the file claims, so a file that grew is still noticed by the reader.
-        let mut data = Vec::with_capacity(len as usize + 1);
-        (&mut file).take(CHUNK as u64 + 1).read_to_end(&mut data)?;
-        if data.len() <= CHUNK {
-            return Ok(Source::Memory(futures_lite::io::Cursor::new(data)));
+        let mut data = vec![0u8; len as usize + 1];
+        let mut filled = 0;
+        while filled < data.len() {
+            match file.read(&mut data[filled..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    if filled as u64 == len {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        // It grew past CHUNK meanwhile: stream it from the start like any large message.
+        if filled < data.len() {
+            return Ok(CrlfReader::preloaded(
+                Source::Drained,
+                data,
+                filled,
+                size,
+                flag,
+            ));
+        }
+        // It grew meanwhile: stream it from the start like any large message.
         use std::io::Seek as _;
         file.seek(std::io::SeekFrom::Start(0))?;
     }
-    Ok(Source::File(Unblock::with_capacity(CHUNK, file)))
+    let source = Source::File(Unblock::with_capacity(CHUNK, file));
+    Ok(CrlfReader::new(source, size, flag))
 }
 
 /// What is needed to record a message's true size.
@@ -182,9 +211,10 @@ impl poppet_sdk::Maildrop for MaildirDrop {
                 // utimensat per RETR showed up in the benchmark's syscall counts).
                 drop(lock);
                 let file = open_message(&dir.join("cur"), &entry)?;
-                let source = source(file).map_err(|e| PluginError::io("reading a message", &e))?;
+                let reader = reader(file, entry.id.len, size, flag)
+                    .map_err(|e| PluginError::io("reading a message", &e))?;
                 Ok(Body {
-                    reader: CrlfReader::new(source, size, flag),
+                    reader,
                     recorder: Some(Recorder {
                         dir,
                         entry,
