@@ -43,6 +43,7 @@ mod import;
 mod lock;
 mod maildrop;
 mod name;
+mod readahead;
 mod refresh;
 mod settings;
 mod sizes;

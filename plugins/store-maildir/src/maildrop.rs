@@ -21,6 +21,7 @@ use crate::body::{CHUNK, CrlfReader};
 use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name;
+use crate::readahead::{self, ReadAhead, Whole};
 use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
 use blocking::{Task, Unblock};
@@ -34,8 +35,8 @@ use std::io::{self, ErrorKind};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 /// The body stream of one message. File reads run on the `blocking` thread pool, so a slow disk
@@ -80,40 +81,16 @@ impl AsyncRead for Source {
 
 /// Opens a message's body stream (on the blocking pool): a small one is read whole here. `len` is
 /// the file's length from the identity check just made on the open file, so no second `fstat` is
-/// needed, and one `read` of `len + 1` octets that comes back short by exactly that one octet has
-/// reached the end (a regular file only reads short at its end), so no second `read` either.
+/// needed.
 fn reader(
     mut file: File,
     len: u64,
     size: u64,
     flag: Option<Arc<AtomicBool>>,
 ) -> io::Result<CrlfReader<Source>> {
-    use std::io::Read as _;
     if len <= CHUNK as u64 {
-        // One octet more than the file claims, so a file that grew is still noticed by the reader.
-        let mut data = vec![0u8; len as usize + 1];
-        let mut filled = 0;
-        while filled < data.len() {
-            match file.read(&mut data[filled..]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    filled += n;
-                    if filled as u64 == len {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if filled < data.len() {
-            return Ok(CrlfReader::preloaded(
-                Source::Drained,
-                data,
-                filled,
-                size,
-                flag,
-            ));
+        if let Some(whole) = readahead::read_whole(&mut file, len)? {
+            return Ok(preloaded(whole, size, flag));
         }
         // It grew meanwhile: stream it from the start like any large message.
         use std::io::Seek as _;
@@ -121,6 +98,11 @@ fn reader(
     }
     let source = Source::File(Unblock::with_capacity(CHUNK, file));
     Ok(CrlfReader::new(source, size, flag))
+}
+
+/// The body stream of a message read whole.
+fn preloaded(whole: Whole, size: u64, flag: Option<Arc<AtomicBool>>) -> CrlfReader<Source> {
+    CrlfReader::preloaded(Source::Drained, whole.data, whole.filled, size, flag)
 }
 
 /// What is needed to record a message's true size.
@@ -136,7 +118,8 @@ struct Recorder {
 #[derive(Debug)]
 pub struct MaildirDrop {
     dir: PathBuf,
-    entries: Vec<Entry>,
+    /// Shared with retrieval jobs, which read ahead from it.
+    entries: Arc<[Entry]>,
     messages: Vec<MessageInfo>,
     stats: SizeStats,
     /// Per message: the body was read to its end (for the `S` flag at commit).
@@ -145,6 +128,8 @@ pub struct MaildirDrop {
     /// `None` once committed. Shared with running retrievals, which touch it, and (weakly) with
     /// the store's refresher.
     lock: Option<Arc<SessionLock>>,
+    /// Small messages read ahead for a client retrieving in order.
+    read_ahead: Arc<Mutex<ReadAhead>>,
 }
 
 impl MaildirDrop {
@@ -160,12 +145,13 @@ impl MaildirDrop {
             .collect();
         MaildirDrop {
             dir,
-            entries: snapshot.entries,
+            entries: snapshot.entries.into(),
             messages: snapshot.messages,
             stats: snapshot.stats,
             read_through,
             mark_seen,
             lock: Some(lock),
+            read_ahead: Arc::default(),
         }
     }
 
@@ -199,36 +185,49 @@ impl poppet_sdk::Maildrop for MaildirDrop {
 
     fn retrieve(&self, index: usize) -> impl Future<Output = Result<Body, PluginError>> + Send {
         let found = self.entries.get(index).zip(self.messages.get(index));
-        let job = found.map(|(entry, info)| {
+        let (ready, in_order) = self
+            .read_ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retrieving(index);
+        let ready = ready.zip(found).map(|(whole, (entry, info))| {
+            let flag = self.read_through.get(index).cloned();
+            Body::new(
+                preloaded(whole, info.size, flag),
+                Recorder::new(&self.dir, entry, info),
+            )
+        });
+        let job = found.filter(|_| ready.is_none()).map(|(entry, info)| {
             let dir = self.dir.clone();
-            let entry = entry.clone();
+            let entries = Arc::clone(&self.entries);
+            let read_ahead = Arc::clone(&self.read_ahead);
+            let recorder = Recorder::new(&self.dir, entry, info);
             let lock = self.lock.clone();
             let size = info.size;
-            let uidl = info.uidl.clone();
             let flag = self.read_through.get(index).cloned();
             move || -> Result<Body, PluginError> {
                 // The lock is kept fresh by the store's refresher thread, not per retrieval (a
                 // utimensat per RETR showed up in the benchmark's syscall counts).
                 drop(lock);
-                let file = open_message(&dir.join("cur"), &entry)?;
-                let reader = reader(file, entry.id.len, size, flag)
+                let cur = dir.join("cur");
+                let file = open_message(&cur, &recorder.entry)?;
+                let reader = reader(file, recorder.entry.id.len, size, flag)
                     .map_err(|e| PluginError::io("reading a message", &e))?;
-                Ok(Body {
-                    reader,
-                    recorder: Some(Recorder {
-                        dir,
-                        entry,
-                        uidl,
-                        advertised: size,
-                    }),
-                    recording: None,
-                })
+                if in_order {
+                    let read = readahead::read_after(&cur, &entries, index);
+                    read_ahead
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .store(read);
+                }
+                Ok(Body::new(reader, recorder))
             }
         });
         async move {
-            match job {
-                Some(job) => blocking::unblock(job).await,
-                None => Err(PluginError::new(
+            match (ready, job) {
+                (Some(body), _) => Ok(body),
+                (None, Some(job)) => blocking::unblock(job).await,
+                (None, None) => Err(PluginError::new(
                     ErrorCode::NOT_FOUND,
                     format!("no message {}", index.saturating_add(1)),
                 )),
@@ -304,7 +303,26 @@ impl AsyncRead for Body {
     }
 }
 
+impl Body {
+    fn new(reader: CrlfReader<Source>, recorder: Recorder) -> Body {
+        Body {
+            reader,
+            recorder: Some(recorder),
+            recording: None,
+        }
+    }
+}
+
 impl Recorder {
+    fn new(dir: &Path, entry: &Entry, info: &MessageInfo) -> Recorder {
+        Recorder {
+            dir: dir.to_owned(),
+            entry: entry.clone(),
+            uidl: info.uidl.clone(),
+            advertised: info.size,
+        }
+    }
+
     /// Computes the file's true size and puts it in the sizes cache, where the next snapshot
     /// finds it before looking at the name's `W=`.
     fn record(self) {
