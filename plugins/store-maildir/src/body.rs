@@ -24,6 +24,27 @@ use std::task::{Context, Poll, ready};
 /// many concurrent sessions cost little memory, large enough to keep syscalls rare.
 pub const CHUNK: usize = 64 * 1024;
 
+/// Where a reader records that its message was read to the end: one flag of a session's set, which
+/// is one allocation per session rather than one per message.
+#[derive(Debug, Clone)]
+pub struct ReadFlag {
+    flags: Arc<[AtomicBool]>,
+    index: usize,
+}
+
+impl ReadFlag {
+    /// Flag `index` of `flags`.
+    pub fn new(flags: Arc<[AtomicBool]>, index: usize) -> ReadFlag {
+        ReadFlag { flags, index }
+    }
+
+    fn set(&self, done: bool) {
+        if let Some(flag) = self.flags.get(self.index) {
+            flag.store(done, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Reads `inner` as CRLF text of exactly `size` octets.
 pub struct CrlfReader<R> {
     inner: R,
@@ -45,7 +66,7 @@ pub struct CrlfReader<R> {
     /// The file turned out longer or shorter than `size` (the reader failed).
     mismatch: bool,
     /// Set when the whole message has been yielded (marks it seen at commit).
-    complete: Option<Arc<AtomicBool>>,
+    complete: Option<ReadFlag>,
 }
 
 impl<R: fmt::Debug> fmt::Debug for CrlfReader<R> {
@@ -63,7 +84,7 @@ impl<R: fmt::Debug> fmt::Debug for CrlfReader<R> {
 
 impl<R: AsyncRead + Unpin> CrlfReader<R> {
     /// A reader that yields `size` octets of converted `inner`, setting `complete` once it has.
-    pub fn new(inner: R, size: u64, complete: Option<Arc<AtomicBool>>) -> Self {
+    pub fn new(inner: R, size: u64, complete: Option<ReadFlag>) -> Self {
         Self::preloaded(inner, vec![0u8; CHUNK], 0, size, complete)
     }
 
@@ -76,7 +97,7 @@ impl<R: AsyncRead + Unpin> CrlfReader<R> {
         buf: Vec<u8>,
         filled: usize,
         size: u64,
-        complete: Option<Arc<AtomicBool>>,
+        complete: Option<ReadFlag>,
     ) -> Self {
         let end = filled.min(buf.len());
         let last = end.checked_sub(1).map(|i| buf[i]);
@@ -150,7 +171,7 @@ impl<R: AsyncRead + Unpin> CrlfReader<R> {
 
     fn mark_complete(&self, done: bool) {
         if let Some(flag) = &self.complete {
-            flag.store(done, Ordering::Relaxed);
+            flag.set(done);
         }
     }
 
@@ -308,11 +329,12 @@ mod tests {
 
     #[test]
     fn f2_a_message_that_turns_out_longer_is_not_marked_read_through() {
-        let flag = Arc::new(AtomicBool::new(false));
-        let mut reader = CrlfReader::new(Cursor::new(b"abc\n".to_vec()), 4, Some(flag.clone()));
+        let flags: Arc<[AtomicBool]> = Arc::new([AtomicBool::new(false)]);
+        let flag = Some(ReadFlag::new(flags.clone(), 0));
+        let mut reader = CrlfReader::new(Cursor::new(b"abc\n".to_vec()), 4, flag);
         let mut out = Vec::new();
         block_on(reader.read_to_end(&mut out)).expect_err("longer");
-        assert!(!flag.load(Ordering::Relaxed));
+        assert!(!flags[0].load(Ordering::Relaxed));
     }
 
     #[test]
@@ -345,13 +367,14 @@ mod tests {
 
     #[test]
     fn marks_complete_only_at_the_end() {
-        let flag = Arc::new(AtomicBool::new(false));
-        let mut reader = CrlfReader::new(Cursor::new(b"ab\n".to_vec()), 4, Some(flag.clone()));
+        let flags: Arc<[AtomicBool]> = Arc::new([AtomicBool::new(false)]);
+        let flag = Some(ReadFlag::new(flags.clone(), 0));
+        let mut reader = CrlfReader::new(Cursor::new(b"ab\n".to_vec()), 4, flag);
         let mut buf = [0u8; 2];
         block_on(reader.read(&mut buf)).expect("read");
-        assert!(!flag.load(Ordering::Relaxed));
+        assert!(!flags[0].load(Ordering::Relaxed));
         let mut rest = Vec::new();
         block_on(reader.read_to_end(&mut rest)).expect("read");
-        assert!(flag.load(Ordering::Relaxed));
+        assert!(flags[0].load(Ordering::Relaxed));
     }
 }

@@ -17,7 +17,7 @@
 //! takeover it changes nothing. Dropping the maildrop without a commit changes nothing but the
 //! lock.
 
-use crate::body::{CHUNK, CrlfReader};
+use crate::body::{CHUNK, CrlfReader, ReadFlag};
 use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name;
@@ -86,7 +86,7 @@ fn reader(
     mut file: File,
     len: u64,
     size: u64,
-    flag: Option<Arc<AtomicBool>>,
+    flag: Option<ReadFlag>,
 ) -> io::Result<CrlfReader<Source>> {
     if len <= CHUNK as u64 {
         if let Some(whole) = readahead::read_whole(&mut file, len)? {
@@ -101,7 +101,7 @@ fn reader(
 }
 
 /// The body stream of a message read whole.
-fn preloaded(whole: Whole, size: u64, flag: Option<Arc<AtomicBool>>) -> CrlfReader<Source> {
+fn preloaded(whole: Whole, size: u64, flag: Option<ReadFlag>) -> CrlfReader<Source> {
     CrlfReader::preloaded(Source::Drained, whole.data, whole.filled, size, flag)
 }
 
@@ -123,7 +123,7 @@ pub struct MaildirDrop {
     messages: Vec<MessageInfo>,
     stats: SizeStats,
     /// Per message: the body was read to its end (for the `S` flag at commit).
-    read_through: Vec<Arc<AtomicBool>>,
+    read_through: Arc<[AtomicBool]>,
     mark_seen: bool,
     /// `None` once committed. Shared with running retrievals, which touch it, and (weakly) with
     /// the store's refresher.
@@ -141,7 +141,7 @@ impl MaildirDrop {
         mark_seen: bool,
     ) -> Self {
         let read_through = (0..snapshot.entries.len())
-            .map(|_| Arc::new(AtomicBool::new(false)))
+            .map(|_| AtomicBool::new(false))
             .collect();
         MaildirDrop {
             dir,
@@ -191,7 +191,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
             .unwrap_or_else(PoisonError::into_inner)
             .retrieving(index);
         let ready = ready.zip(found).map(|(whole, (entry, info))| {
-            let flag = self.read_through.get(index).cloned();
+            let flag = Some(ReadFlag::new(Arc::clone(&self.read_through), index));
             Body::new(
                 preloaded(whole, info.size, flag),
                 Recorder::new(&self.dir, entry, info),
@@ -204,7 +204,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
             let recorder = Recorder::new(&self.dir, entry, info);
             let lock = self.lock.clone();
             let size = info.size;
-            let flag = self.read_through.get(index).cloned();
+            let flag = Some(ReadFlag::new(Arc::clone(&self.read_through), index));
             move || -> Result<Body, PluginError> {
                 // The lock is kept fresh by the store's refresher thread, not per retrieval (a
                 // utimensat per RETR showed up in the benchmark's syscall counts).
@@ -362,7 +362,7 @@ fn open_message(cur: &Path, entry: &Entry) -> Result<File, PluginError> {
     let is_ours = |file: &File| FileId::of_file(file).is_ok_and(|id| id == entry.id);
     match File::open(cur.join(&entry.name)) {
         Ok(file) if is_ours(&file) => return Ok(file),
-        Ok(_) => {}
+        Ok(_) => changed_in_place(cur),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(PluginError::io(format!("opening {}", cur.display()), &e)),
     }
@@ -386,6 +386,17 @@ fn open_message(cur: &Path, entry: &Entry) -> Result<File, PluginError> {
     } else {
         vanished("vanished")
     })
+}
+
+/// A snapshot's file name now holds another version of the file, or another file: when that was
+/// a change in place (which leaves `cur/`'s mtime alone), the cached listing no longer describes
+/// `cur/`, so the next session lists it again.
+fn changed_in_place(cur: &Path) {
+    if let Some(dir) = cur.parent() {
+        if let Err(e) = sizes::forget_listing(dir) {
+            log::warn!("{}: dropping the cached listing: {e}", dir.display());
+        }
+    }
 }
 
 /// Where a snapshot's message is now.
@@ -415,7 +426,7 @@ fn locate(
     let path = cur.join(&entry.name);
     match FileId::at(&path) {
         Ok(id) if id == entry.id => return Whereabouts::At(vec![path]),
-        Ok(_) => {}
+        Ok(_) => changed_in_place(cur),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Whereabouts::Unsure(format!("{}: {e}", path.display())),
     }
