@@ -45,6 +45,26 @@ impl ReadFlag {
     }
 }
 
+/// Where a [`CrlfReader`]'s octets come from.
+pub trait Fill {
+    /// Puts the next octets of the file at the start of `buf` and returns how many, 0 at its end.
+    /// `buf`'s length is the room there is. A source that reads ahead into buffers of its own may
+    /// swap `buf` for one of them instead of copying (the reader is done with `buf` when it asks).
+    fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<io::Result<usize>>;
+}
+
+/// Any `AsyncRead` as a [`Fill`] source: reads into the reader's buffer (the tests' sources).
+#[cfg(test)]
+#[derive(Debug)]
+pub struct Reading<R>(pub R);
+
+#[cfg(test)]
+impl<R: AsyncRead + Unpin> Fill for Reading<R> {
+    fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
 /// Reads `inner` as CRLF text of exactly `size` octets.
 pub struct CrlfReader<R> {
     inner: R,
@@ -82,10 +102,15 @@ impl<R: fmt::Debug> fmt::Debug for CrlfReader<R> {
     }
 }
 
-impl<R: AsyncRead + Unpin> CrlfReader<R> {
+impl<R: Fill + Unpin> CrlfReader<R> {
     /// A reader that yields `size` octets of converted `inner`, setting `complete` once it has.
     pub fn new(inner: R, size: u64, complete: Option<ReadFlag>) -> Self {
         Self::preloaded(inner, vec![0u8; CHUNK], 0, size, complete)
+    }
+
+    /// Like [`CrlfReader::new`] for a source that brings its own buffers: none is allocated here.
+    pub fn swapping(inner: R, size: u64, complete: Option<ReadFlag>) -> Self {
+        Self::preloaded(inner, Vec::new(), 0, size, complete)
     }
 
     /// Like [`CrlfReader::new`], but the file's first `filled` octets are already in `buf`, and
@@ -190,7 +215,7 @@ impl<R: AsyncRead + Unpin> CrlfReader<R> {
     }
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for CrlfReader<R> {
+impl<R: Fill + Unpin> AsyncRead for CrlfReader<R> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -205,7 +230,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for CrlfReader<R> {
         }
         // Even at the advertised size the file is read once more, to see that it really ends.
         while this.pos == this.end && !this.eof {
-            match ready!(Pin::new(&mut this.inner).poll_read(cx, &mut this.buf)) {
+            match ready!(this.inner.poll_fill(cx, &mut this.buf)) {
                 Ok(0) => this.eof = true,
                 Ok(n) => {
                     this.pos = 0;
@@ -259,7 +284,7 @@ mod tests {
 
     /// Reads through the converter with output buffers of `step` octets.
     fn read_all(input: &[u8], size: u64, step: usize) -> io::Result<Vec<u8>> {
-        let mut reader = CrlfReader::new(Cursor::new(input.to_vec()), size, None);
+        let mut reader = CrlfReader::new(Reading(Cursor::new(input.to_vec())), size, None);
         let mut out = Vec::new();
         let mut buf = vec![0u8; step];
         block_on(async {
@@ -320,7 +345,7 @@ mod tests {
         }
         let err = read_all(b"ab", 5, 10).expect_err("short");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        let mut reader = CrlfReader::new(Cursor::new(b"abc\n".to_vec()), 4, None);
+        let mut reader = CrlfReader::new(Reading(Cursor::new(b"abc\n".to_vec())), 4, None);
         assert!(!reader.size_mismatch());
         let mut out = Vec::new();
         block_on(reader.read_to_end(&mut out)).expect_err("longer");
@@ -331,7 +356,7 @@ mod tests {
     fn f2_a_message_that_turns_out_longer_is_not_marked_read_through() {
         let flags: Arc<[AtomicBool]> = Arc::new([AtomicBool::new(false)]);
         let flag = Some(ReadFlag::new(flags.clone(), 0));
-        let mut reader = CrlfReader::new(Cursor::new(b"abc\n".to_vec()), 4, flag);
+        let mut reader = CrlfReader::new(Reading(Cursor::new(b"abc\n".to_vec())), 4, flag);
         let mut out = Vec::new();
         block_on(reader.read_to_end(&mut out)).expect_err("longer");
         assert!(!flags[0].load(Ordering::Relaxed));
@@ -369,7 +394,7 @@ mod tests {
     fn marks_complete_only_at_the_end() {
         let flags: Arc<[AtomicBool]> = Arc::new([AtomicBool::new(false)]);
         let flag = Some(ReadFlag::new(flags.clone(), 0));
-        let mut reader = CrlfReader::new(Cursor::new(b"ab\n".to_vec()), 4, flag);
+        let mut reader = CrlfReader::new(Reading(Cursor::new(b"ab\n".to_vec())), 4, flag);
         let mut buf = [0u8; 2];
         block_on(reader.read(&mut buf)).expect("read");
         assert!(!flags[0].load(Ordering::Relaxed));

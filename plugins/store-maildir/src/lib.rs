@@ -38,6 +38,7 @@
 //! Unix only: it relies on file modes, inode numbers and byte file names.
 
 mod body;
+mod chunks;
 mod files;
 mod import;
 mod lock;

@@ -17,14 +17,15 @@
 //! takeover it changes nothing. Dropping the maildrop without a commit changes nothing but the
 //! lock.
 
-use crate::body::{CHUNK, CrlfReader, ReadFlag};
+use crate::body::{CHUNK, CrlfReader, Fill, ReadFlag};
+use crate::chunks::FileChunks;
 use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name;
 use crate::readahead::{self, ReadAhead, Whole};
 use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
-use blocking::{Task, Unblock};
+use blocking::Task;
 use futures_io::AsyncRead;
 use poppet_sdk::{CommitReport, ErrorCode, MessageInfo, PluginError};
 use std::collections::{HashMap, HashSet};
@@ -57,24 +58,20 @@ pub struct Body {
 /// Where a body's octets come from after what the retrieval job read. A message of at most
 /// [`CHUNK`] octets is read whole by the retrieval job, which already runs on the blocking pool, so
 /// serving it costs no further thread handoffs: the benchmark showed those handoffs (futex
-/// wake-ups) dominating pipelined RETRs of small messages. Larger messages stream through
-/// `Unblock` in `CHUNK` pieces, so memory stays flat.
+/// wake-ups) dominating pipelined RETRs of small messages. Larger messages are read in pieces,
+/// one ahead of the reader ([`FileChunks`]), so memory stays flat.
 #[derive(Debug)]
 enum Source {
     /// Everything was read by the retrieval job.
     Drained,
-    File(Unblock<File>),
+    File(FileChunks),
 }
 
-impl AsyncRead for Source {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
+impl Fill for Source {
+    fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<io::Result<usize>> {
+        match self {
             Source::Drained => Poll::Ready(Ok(0)),
-            Source::File(f) => Pin::new(f).poll_read(cx, buf),
+            Source::File(f) => f.poll_fill(cx, buf),
         }
     }
 }
@@ -96,8 +93,11 @@ fn reader(
         use std::io::Seek as _;
         file.seek(std::io::SeekFrom::Start(0))?;
     }
-    let source = Source::File(Unblock::with_capacity(CHUNK, file));
-    Ok(CrlfReader::new(source, size, flag))
+    Ok(CrlfReader::swapping(
+        Source::File(FileChunks::new(file)),
+        size,
+        flag,
+    ))
 }
 
 /// The body stream of a message read whole.
