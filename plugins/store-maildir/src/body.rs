@@ -323,6 +323,51 @@ mod tests {
         }
     }
 
+    /// Bare LF to CRLF, octet by octet, plus the completion of the last line.
+    fn reference(input: &[u8]) -> Vec<u8> {
+        let mut want = Vec::new();
+        let mut prev = None;
+        for &b in input {
+            if b == b'\n' && prev != Some(b'\r') {
+                want.push(b'\r');
+            }
+            want.push(b);
+            prev = Some(b);
+        }
+        want.extend_from_slice(completion(prev));
+        want
+    }
+
+    /// The converter against the plain definition, on text with LF, CR, CRLF and CRCRLF at every
+    /// offset, read through output buffers of many sizes.
+    #[test]
+    fn conversion_matches_the_definition() {
+        let mut input = Vec::new();
+        let mut seed = 12345u32;
+        for _ in 0..4000 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            input.push(match (seed >> 16) % 23 {
+                0..=2 => b'\n',
+                3 => b'\r',
+                _ => b'a' + ((seed >> 8) % 26) as u8,
+            });
+        }
+        input.extend_from_slice(b"\r\n\r\r\n\n\n");
+        let want = reference(&input);
+        assert_eq!(converted_size(&input), want.len() as u64);
+        for step in [1, 31, 32, 33, 95, 96, 97, 100, 1000, 4096, 65536] {
+            let got = read_all(&input, want.len() as u64, step).expect("read");
+            assert_eq!(got, want, "step {step}");
+        }
+        // Starting anywhere relative to a block.
+        for skip in 0..70 {
+            let input = &input[skip..];
+            let want = reference(input);
+            let got = read_all(input, want.len() as u64, 4096).expect("read");
+            assert_eq!(got, want, "skip {skip}");
+        }
+    }
+
     #[test]
     fn crlf_split_across_chunks_is_not_doubled() {
         let mut input = vec![b'x'; CHUNK - 1];
