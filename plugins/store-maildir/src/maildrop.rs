@@ -21,14 +21,14 @@ use crate::body::{CHUNK, CrlfReader, Fill, ReadFlag};
 use crate::chunks::FileChunks;
 use crate::files::{self, FileId};
 use crate::lock::SessionLock;
-use crate::name;
+use crate::name::{self, FxHashSet};
 use crate::readahead::{self, ReadAhead, Whole};
 use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
 use blocking::Task;
 use futures_io::AsyncRead;
 use poppet_sdk::{CommitReport, ErrorCode, MessageInfo, PluginError};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::future::Future;
@@ -358,7 +358,7 @@ impl Recorder {
 /// the identity). Only the snapshot's file is ever opened: when another file now has its name or
 /// its unique part, that is an error, never a substitute.
 fn open_message(cur: &Path, entry: &Entry) -> Result<File, PluginError> {
-    let uidl = || name::uidl(&entry.base);
+    let uidl = || name::uidl(entry.base());
     let is_ours = |file: &File| FileId::of_file(file).is_ok_and(|id| id == entry.id);
     match File::open(cur.join(&entry.name)) {
         Ok(file) if is_ours(&file) => return Ok(file),
@@ -374,7 +374,7 @@ fn open_message(cur: &Path, entry: &Entry) -> Result<File, PluginError> {
     };
     let listing = by_base(cur).map_err(|_| vanished("vanished"))?;
     let mut others = false;
-    for name in listing.get(&entry.base).into_iter().flatten() {
+    for name in listing.get(entry.base()).into_iter().flatten() {
         match File::open(cur.join(name)) {
             Ok(file) if is_ours(&file) => return Ok(file),
             Ok(_) => others = true,
@@ -421,7 +421,7 @@ fn locate(
     cur: &Path,
     entry: &Entry,
     listing: &mut Option<Listing>,
-    known: &HashSet<FileId>,
+    known: &FxHashSet<FileId>,
 ) -> Whereabouts {
     let path = cur.join(&entry.name);
     match FileId::at(&path) {
@@ -439,7 +439,7 @@ fn locate(
     };
     let mut found = Vec::new();
     let mut others = Vec::new();
-    for name in names.get(&entry.base).into_iter().flatten() {
+    for name in names.get(entry.base()).into_iter().flatten() {
         let path = cur.join(name);
         match FileId::at(&path) {
             Ok(id) if id == entry.id => found.push(path),
@@ -464,7 +464,7 @@ fn locate(
 fn apply(cur: &Path, entries: &[Entry], deleted: &[usize], seen: &[bool]) -> CommitReport {
     let mut report = CommitReport::default();
     let mut listing = None;
-    let known: HashSet<FileId> = entries.iter().map(|e| e.id).collect();
+    let known: FxHashSet<FileId> = entries.iter().map(|e| e.id).collect();
     let mut is_deleted = vec![false; entries.len()];
     for &index in deleted {
         let Some(entry) = entries.get(index) else {
@@ -499,7 +499,7 @@ fn delete(
     cur: &Path,
     entry: &Entry,
     listing: &mut Option<Listing>,
-    known: &HashSet<FileId>,
+    known: &FxHashSet<FileId>,
 ) -> Result<(), String> {
     // A name that disappears between finding and unlinking was renamed by another reader just
     // then: look again. Three rounds: a reader renaming the same file on every look is not

@@ -276,26 +276,43 @@ fn parse_dir_stamp(text: &str) -> Option<DirStamp> {
     fields.next().is_none().then_some(stamp)
 }
 
+/// The text up to the next space, and what follows the space (`None`: there was none). A plain
+/// loop: fields are a few octets long, shorter than a `memchr` call is worth.
+fn field(text: &str) -> (&str, Option<&str>) {
+    match text.bytes().position(|b| b == b' ') {
+        Some(at) => (&text[..at], Some(&text[at + 1..])),
+        None => (text, None),
+    }
+}
+
 fn parse_row(line: &str) -> Option<Row> {
-    // The name comes last and may contain spaces.
-    let mut fields = line.splitn(8, ' ');
-    let key = fields.next()?;
+    let (key, rest) = field(line);
+    let (len, rest) = field(rest?);
+    let (mtime_sec, rest) = field(rest?);
+    let (mtime_nsec, rest) = field(rest?);
+    let (size, rest) = field(rest?);
     let stamp = FileStamp {
-        len: fields.next()?.parse().ok()?,
-        mtime_sec: fields.next()?.parse().ok()?,
-        mtime_nsec: fields.next()?.parse().ok()?,
+        len: len.parse().ok()?,
+        mtime_sec: mtime_sec.parse().ok()?,
+        mtime_nsec: mtime_nsec.parse().ok()?,
     };
-    let size = match fields.next()? {
+    let size = match size {
         "-" => None,
         n => Some(n.parse().ok()?),
     };
-    let file = match fields.next() {
+    let file = match rest {
         None => None,
-        Some(dev) => Some(ListedFile {
-            dev: dev.parse().ok()?,
-            ino: fields.next()?.parse().ok()?,
-            name: OsString::from(fields.next().filter(|n| !n.is_empty())?),
-        }),
+        Some(rest) => {
+            let (dev, rest) = field(rest);
+            let (ino, rest) = field(rest?);
+            // The name comes last and may contain spaces.
+            let name = rest.filter(|n| !n.is_empty())?;
+            Some(ListedFile {
+                dev: dev.parse().ok()?,
+                ino: ino.parse().ok()?,
+                name: OsString::from(name),
+            })
+        }
     };
     if key.is_empty() || (size.is_none() && file.is_none()) {
         return None;

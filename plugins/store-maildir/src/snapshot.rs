@@ -8,10 +8,9 @@
 
 use crate::files::{self, FileId};
 use crate::import::{self, UidlSource};
-use crate::name;
+use crate::name::{self, FxHashSet};
 use crate::sizes::{self, DirStamp, FileStamp, ListedFile, Loaded, Row, SizeCache};
 use poppet_sdk::{MessageInfo, PluginError};
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs;
 use std::io::ErrorKind;
@@ -39,8 +38,6 @@ pub struct SizeStats {
 pub struct Entry {
     /// Its file name in `cur/` when the snapshot was taken.
     pub name: OsString,
-    /// The unique part of the name.
-    pub base: Vec<u8>,
     /// The native UIDL: the key of the sizes cache, whatever UIDL is served.
     pub key: String,
     /// Length and mtime.
@@ -49,6 +46,13 @@ pub struct Entry {
     /// renamed it, and what makes sure we never send, delete or flag another file that took its
     /// name or unique part.
     pub id: FileId,
+}
+
+impl Entry {
+    /// The unique part of the name (a prefix of it: kept once, not copied per message).
+    pub fn base(&self) -> &[u8] {
+        name::base(self.name.as_bytes())
+    }
 }
 
 /// The messages of one session, in message-number order.
@@ -93,9 +97,9 @@ pub fn sort_key(e: &Entry) -> (i64, i64, i64, OsString) {
 /// allows it, and for a second file with the same unique part (the spec forbids it; copies make
 /// it happen) a hash of its full name.
 pub fn assign_keys(entries: &mut [Entry]) {
-    let mut keys = HashSet::new();
+    let mut keys = FxHashSet::default();
     for entry in entries {
-        let mut key = name::uidl(&entry.base);
+        let mut key = name::uidl(entry.base());
         if !keys.insert(key.clone()) {
             key = name::hex_sha256(entry.name.as_bytes());
             keys.insert(key.clone());
@@ -109,14 +113,15 @@ pub fn assign_keys(entries: &mut [Entry]) {
 /// becomes a hash of the full file name, so UIDLs stay unique.
 pub fn served_uidls(dir: &Path, entries: &[Entry], imported: &import::ImportedList) -> Vec<String> {
     // Borrowed, not cloned: this runs for every message of every open.
-    let mut served: HashSet<&str> = HashSet::with_capacity(entries.len());
-    let mut fallbacks: HashSet<String> = HashSet::new();
+    let mut served: FxHashSet<&str> = FxHashSet::default();
+    served.reserve(entries.len());
+    let mut fallbacks: FxHashSet<String> = FxHashSet::default();
     let mut uidls = Vec::with_capacity(entries.len());
     for entry in entries {
         let old = if imported.is_empty() {
             None
         } else {
-            imported.get(&entry.base)
+            imported.get(entry.base())
         };
         let uidl = match old {
             Some(old) if import::valid_uidl(&old.uidl) => old.uidl.as_str(),
@@ -184,7 +189,7 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
     let mut cache_it = Vec::with_capacity(entries.len());
     for ((entry, uidl), cached) in entries.into_iter().zip(uidls).zip(cached) {
         let path = || cur.join(&entry.name);
-        let imported_size = imported.get(&entry.base).and_then(|i| i.size);
+        let imported_size = imported.get(entry.base()).and_then(|i| i.size);
         // The cache comes first: it holds a size only when we computed it (or checked an imported
         // one), and after a `W=` turned out wrong at read time (see `maildrop::Body`) it holds the
         // true size, so that `W=` is never trusted again for this version of the file.
@@ -197,7 +202,7 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
             snapshot.stats.from_imported += 1;
             (size, true)
         } else {
-            match name::w_size(&entry.base) {
+            match name::w_size(entry.base()) {
                 Some(w) if plausible_w(w, entry.stamp.len) => {
                     snapshot.stats.from_names += 1;
                     (w, false)
@@ -250,7 +255,6 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
 fn listed_entry(row: Row) -> Option<(Entry, Option<u64>)> {
     let file = row.file?;
     let entry = Entry {
-        base: name::base(file.name.as_bytes()).to_vec(),
         name: file.name,
         key: row.key,
         stamp: row.stamp,
@@ -376,11 +380,9 @@ pub fn scan_cur(dir: &Path) -> Result<Vec<Entry>, PluginError> {
             Err(e) => return Err(PluginError::io(format!("reading {}", cur.display()), &e)),
         };
         let stamp = FileStamp::of(&meta);
-        let base = name::base(name.as_bytes()).to_vec();
         let id = FileId::of(&meta);
         entries.push(Entry {
             name,
-            base,
             key: String::new(),
             stamp,
             id,
