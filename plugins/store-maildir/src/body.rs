@@ -65,9 +65,36 @@ impl<R: AsyncRead + Unpin> Fill for Reading<R> {
     }
 }
 
+/// Finds line ends with memchr's AVX2 searcher when the CPU has it, chosen once per reader: the
+/// `memchr` function picks it on every call, and for lines of 72 octets on average that dispatch
+/// cost about a fifth of the conversion's instructions.
+#[derive(Debug, Clone, Copy)]
+struct LfFinder {
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<memchr::arch::x86_64::avx2::memchr::One>,
+}
+
+impl LfFinder {
+    fn new() -> LfFinder {
+        LfFinder {
+            #[cfg(target_arch = "x86_64")]
+            avx2: memchr::arch::x86_64::avx2::memchr::One::new(b'\n'),
+        }
+    }
+
+    fn find(&self, haystack: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = &self.avx2 {
+            return avx2.find(haystack);
+        }
+        memchr::memchr(b'\n', haystack)
+    }
+}
+
 /// Reads `inner` as CRLF text of exactly `size` octets.
 pub struct CrlfReader<R> {
     inner: R,
+    lf: LfFinder,
     /// File bytes not yet converted are `buf[pos..end]`; `inner` is read into the whole of it.
     buf: Vec<u8>,
     pos: usize,
@@ -128,6 +155,7 @@ impl<R: Fill + Unpin> CrlfReader<R> {
         let last = end.checked_sub(1).map(|i| buf[i]);
         CrlfReader {
             inner,
+            lf: LfFinder::new(),
             buf,
             pos: 0,
             end,
@@ -162,7 +190,7 @@ impl<R: Fill + Unpin> CrlfReader<R> {
             }
             let src = &self.buf[self.pos..self.end];
             let limit = src.len().min(out.len() - written);
-            match memchr::memchr(b'\n', &src[..limit]) {
+            match self.lf.find(&src[..limit]) {
                 Some(j) => {
                     out[written..written + j].copy_from_slice(&src[..j]);
                     let after_cr = if j > 0 {

@@ -193,7 +193,7 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
         // The cache comes first: it holds a size only when we computed it (or checked an imported
         // one), and after a `W=` turned out wrong at read time (see `maildrop::Body`) it holds the
         // true size, so that `W=` is never trusted again for this version of the file.
-        let (size, cache_it_) = if let Some(size) = cached {
+        let (size, keep) = if let Some(size) = cached {
             snapshot.stats.from_cache += 1;
             (size, true)
         } else if let Some(size) = imported_size
@@ -218,7 +218,7 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
                 },
             }
         };
-        cache_it.push(cache_it_);
+        cache_it.push(keep);
         snapshot.messages.push(MessageInfo { size, uidl });
         snapshot.entries.push(entry);
     }
