@@ -428,6 +428,20 @@ pub fn remember(dir: &Path, key: &str, stamp: FileStamp, size: u64) -> io::Resul
 /// Drops the listing from `dir`'s cache (keeping the sizes), so the next session lists `cur/`
 /// again: a message file turned out changed in place, which the listing cannot notice.
 pub fn forget_listing(dir: &Path) -> io::Result<()> {
+    // Called for every message found changed, so a cache without a listing (the usual case after
+    // the first call) is recognised from its first lines, not parsed whole each time.
+    let mut head = [0u8; 128];
+    let read = match fs::File::open(dir.join(CACHE_FILE)) {
+        Ok(mut file) => file.read(&mut head)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let unlisted = format!("{VERSION_LINE}\n{LISTING_PREFIX}-\n");
+    if head[..read].starts_with(unlisted.as_bytes())
+        || head[..read].starts_with(format!("{VERSION_2_LINE}\n").as_bytes())
+    {
+        return Ok(());
+    }
     let (cache, _) = SizeCache::load(dir);
     if cache.listing.is_none() {
         return Ok(());

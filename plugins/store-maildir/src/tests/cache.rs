@@ -201,6 +201,10 @@ fn a_message_changed_in_place_under_a_listing_fails_once_then_is_recomputed() {
     let stale = f.open("gil").expect("open");
     let err = block_on(stale.retrieve(1)).expect_err("changed");
     assert_eq!(err.code, poppet_sdk::ErrorCode::NOT_FOUND);
+    // A second mismatch finds the listing already dropped.
+    let sized = std::fs::read_to_string(&cache).expect("read");
+    assert!(block_on(stale.retrieve(1)).is_err());
+    assert_eq!(std::fs::read_to_string(&cache).expect("read"), sized);
     drop(stale);
     assert!(
         std::fs::read_to_string(&cache)
