@@ -38,7 +38,6 @@ use crate::name;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Dovecot's UIDL list, in the maildir.
@@ -473,11 +472,6 @@ pub fn valid_uidl(uidl: &str) -> bool {
     !uidl.is_empty()
         && uidl.len() <= MAX_UIDL_LEN
         && uidl.bytes().all(|b| (0x21..=0x7E).contains(&b))
-}
-
-/// The unique part of a file name in `cur/` or `new/`.
-pub fn base_of(file_name: &std::ffi::OsStr) -> Vec<u8> {
-    name::base(file_name.as_bytes()).to_vec()
 }
 
 #[cfg(test)]

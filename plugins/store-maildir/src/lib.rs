@@ -38,11 +38,13 @@
 //! Unix only: it relies on file modes, inode numbers and byte file names.
 
 mod body;
+mod chunks;
 mod files;
 mod import;
 mod lock;
 mod maildrop;
 mod name;
+mod readahead;
 mod refresh;
 mod settings;
 mod sizes;

@@ -185,8 +185,15 @@ impl SessionLock {
     /// inode number freed by a takeover can be reused by the new lock). Any error reading it
     /// counts as "not ours": refusing a commit or leaving a file behind is the safe side.
     fn is_ours(&self) -> bool {
-        fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
-            && fs::read(&self.path).is_ok_and(|t| t == self.text.as_bytes())
+        let text = self.text.as_bytes();
+        // One read of the expected length plus one (not `fs::read`'s fstat and second read): a
+        // commit checks twice, on every session.
+        let same_text = || {
+            fs::File::open(&self.path)
+                .and_then(|mut f| crate::readahead::read_whole(&mut f, text.len() as u64))
+                .is_ok_and(|read| read.is_some_and(|w| w.data.get(..w.filled) == Some(text)))
+        };
+        fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id) && same_text()
     }
 }
 

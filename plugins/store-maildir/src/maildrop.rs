@@ -17,16 +17,18 @@
 //! takeover it changes nothing. Dropping the maildrop without a commit changes nothing but the
 //! lock.
 
-use crate::body::{CHUNK, CrlfReader};
+use crate::body::{CHUNK, CrlfReader, Fill, ReadFlag};
+use crate::chunks::FileChunks;
 use crate::files::{self, FileId};
 use crate::lock::SessionLock;
-use crate::name;
+use crate::name::{self, FxHashSet};
+use crate::readahead::{self, ReadAhead, Whole};
 use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
-use blocking::{Task, Unblock};
+use blocking::Task;
 use futures_io::AsyncRead;
 use poppet_sdk::{CommitReport, ErrorCode, MessageInfo, PluginError};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::future::Future;
@@ -34,8 +36,8 @@ use std::io::{self, ErrorKind};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 /// The body stream of one message. File reads run on the `blocking` thread pool, so a slow disk
@@ -53,45 +55,54 @@ pub struct Body {
     recording: Option<(Task<()>, io::Error)>,
 }
 
-/// Where a body's octets come from. A message of at most [`CHUNK`] octets is read whole by the
-/// retrieval job, which already runs on the blocking pool, so serving it costs no further thread
-/// handoffs: the benchmark showed those handoffs (futex wake-ups) dominating pipelined RETRs of
-/// small messages. Larger messages stream through `Unblock` in `CHUNK` pieces, so memory stays flat.
+/// Where a body's octets come from after what the retrieval job read. A message of at most
+/// [`CHUNK`] octets is read whole by the retrieval job, which already runs on the blocking pool, so
+/// serving it costs no further thread handoffs: the benchmark showed those handoffs (futex
+/// wake-ups) dominating pipelined RETRs of small messages. Larger messages are read in pieces,
+/// one ahead of the reader ([`FileChunks`]), so memory stays flat.
 #[derive(Debug)]
 enum Source {
-    Memory(futures_lite::io::Cursor<Vec<u8>>),
-    File(Unblock<File>),
+    /// Everything was read by the retrieval job.
+    Drained,
+    File(FileChunks),
 }
 
-impl AsyncRead for Source {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Source::Memory(c) => Pin::new(c).poll_read(cx, buf),
-            Source::File(f) => Pin::new(f).poll_read(cx, buf),
+impl Fill for Source {
+    fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<io::Result<usize>> {
+        match self {
+            Source::Drained => Poll::Ready(Ok(0)),
+            Source::File(f) => f.poll_fill(cx, buf),
         }
     }
 }
 
-/// Opens a message for reading: small ones are read into memory here (on the blocking pool).
-fn source(mut file: File) -> io::Result<Source> {
-    use std::io::Read as _;
-    let len = file.metadata()?.len();
+/// Opens a message's body stream (on the blocking pool): a small one is read whole here. `len` is
+/// the file's length from the identity check just made on the open file, so no second `fstat` is
+/// needed.
+fn reader(
+    mut file: File,
+    len: u64,
+    size: u64,
+    flag: Option<ReadFlag>,
+) -> io::Result<CrlfReader<Source>> {
     if len <= CHUNK as u64 {
-        // One octet more than the file claims, so a file that grew is still noticed by the reader.
-        let mut data = Vec::with_capacity(len as usize + 1);
-        (&mut file).take(CHUNK as u64 + 1).read_to_end(&mut data)?;
-        if data.len() <= CHUNK {
-            return Ok(Source::Memory(futures_lite::io::Cursor::new(data)));
+        if let Some(whole) = readahead::read_whole(&mut file, len)? {
+            return Ok(preloaded(whole, size, flag));
         }
-        // It grew past CHUNK meanwhile: stream it from the start like any large message.
+        // It grew meanwhile: stream it from the start like any large message.
         use std::io::Seek as _;
         file.seek(std::io::SeekFrom::Start(0))?;
     }
-    Ok(Source::File(Unblock::with_capacity(CHUNK, file)))
+    Ok(CrlfReader::swapping(
+        Source::File(FileChunks::new(file)),
+        size,
+        flag,
+    ))
+}
+
+/// The body stream of a message read whole.
+fn preloaded(whole: Whole, size: u64, flag: Option<ReadFlag>) -> CrlfReader<Source> {
+    CrlfReader::preloaded(Source::Drained, whole.data, whole.filled, size, flag)
 }
 
 /// What is needed to record a message's true size.
@@ -107,15 +118,18 @@ struct Recorder {
 #[derive(Debug)]
 pub struct MaildirDrop {
     dir: PathBuf,
-    entries: Vec<Entry>,
+    /// Shared with retrieval jobs, which read ahead from it.
+    entries: Arc<[Entry]>,
     messages: Vec<MessageInfo>,
     stats: SizeStats,
     /// Per message: the body was read to its end (for the `S` flag at commit).
-    read_through: Vec<Arc<AtomicBool>>,
+    read_through: Arc<[AtomicBool]>,
     mark_seen: bool,
     /// `None` once committed. Shared with running retrievals, which touch it, and (weakly) with
     /// the store's refresher.
     lock: Option<Arc<SessionLock>>,
+    /// Small messages read ahead for a client retrieving in order.
+    read_ahead: Arc<Mutex<ReadAhead>>,
 }
 
 impl MaildirDrop {
@@ -127,16 +141,17 @@ impl MaildirDrop {
         mark_seen: bool,
     ) -> Self {
         let read_through = (0..snapshot.entries.len())
-            .map(|_| Arc::new(AtomicBool::new(false)))
+            .map(|_| AtomicBool::new(false))
             .collect();
         MaildirDrop {
             dir,
-            entries: snapshot.entries,
+            entries: snapshot.entries.into(),
             messages: snapshot.messages,
             stats: snapshot.stats,
             read_through,
             mark_seen,
             lock: Some(lock),
+            read_ahead: Arc::default(),
         }
     }
 
@@ -170,35 +185,49 @@ impl poppet_sdk::Maildrop for MaildirDrop {
 
     fn retrieve(&self, index: usize) -> impl Future<Output = Result<Body, PluginError>> + Send {
         let found = self.entries.get(index).zip(self.messages.get(index));
-        let job = found.map(|(entry, info)| {
+        let (ready, in_order) = self
+            .read_ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retrieving(index);
+        let ready = ready.zip(found).map(|(whole, (entry, info))| {
+            let flag = Some(ReadFlag::new(Arc::clone(&self.read_through), index));
+            Body::new(
+                preloaded(whole, info.size, flag),
+                Recorder::new(&self.dir, entry, info),
+            )
+        });
+        let job = found.filter(|_| ready.is_none()).map(|(entry, info)| {
             let dir = self.dir.clone();
-            let entry = entry.clone();
+            let entries = Arc::clone(&self.entries);
+            let read_ahead = Arc::clone(&self.read_ahead);
+            let recorder = Recorder::new(&self.dir, entry, info);
             let lock = self.lock.clone();
             let size = info.size;
-            let uidl = info.uidl.clone();
-            let flag = self.read_through.get(index).cloned();
+            let flag = Some(ReadFlag::new(Arc::clone(&self.read_through), index));
             move || -> Result<Body, PluginError> {
                 // The lock is kept fresh by the store's refresher thread, not per retrieval (a
                 // utimensat per RETR showed up in the benchmark's syscall counts).
                 drop(lock);
-                let file = open_message(&dir.join("cur"), &entry)?;
-                let source = source(file).map_err(|e| PluginError::io("reading a message", &e))?;
-                Ok(Body {
-                    reader: CrlfReader::new(source, size, flag),
-                    recorder: Some(Recorder {
-                        dir,
-                        entry,
-                        uidl,
-                        advertised: size,
-                    }),
-                    recording: None,
-                })
+                let cur = dir.join("cur");
+                let file = open_message(&cur, &recorder.entry)?;
+                let reader = reader(file, recorder.entry.id.len, size, flag)
+                    .map_err(|e| PluginError::io("reading a message", &e))?;
+                if in_order {
+                    let read = readahead::read_after(&cur, &entries, index);
+                    read_ahead
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .store(read);
+                }
+                Ok(Body::new(reader, recorder))
             }
         });
         async move {
-            match job {
-                Some(job) => blocking::unblock(job).await,
-                None => Err(PluginError::new(
+            match (ready, job) {
+                (Some(body), _) => Ok(body),
+                (None, Some(job)) => blocking::unblock(job).await,
+                (None, None) => Err(PluginError::new(
                     ErrorCode::NOT_FOUND,
                     format!("no message {}", index.saturating_add(1)),
                 )),
@@ -274,7 +303,26 @@ impl AsyncRead for Body {
     }
 }
 
+impl Body {
+    fn new(reader: CrlfReader<Source>, recorder: Recorder) -> Body {
+        Body {
+            reader,
+            recorder: Some(recorder),
+            recording: None,
+        }
+    }
+}
+
 impl Recorder {
+    fn new(dir: &Path, entry: &Entry, info: &MessageInfo) -> Recorder {
+        Recorder {
+            dir: dir.to_owned(),
+            entry: entry.clone(),
+            uidl: info.uidl.clone(),
+            advertised: info.size,
+        }
+    }
+
     /// Computes the file's true size and puts it in the sizes cache, where the next snapshot
     /// finds it before looking at the name's `W=`.
     fn record(self) {
@@ -310,11 +358,11 @@ impl Recorder {
 /// the identity). Only the snapshot's file is ever opened: when another file now has its name or
 /// its unique part, that is an error, never a substitute.
 fn open_message(cur: &Path, entry: &Entry) -> Result<File, PluginError> {
-    let uidl = || name::uidl(&entry.base);
+    let uidl = || name::uidl(entry.base());
     let is_ours = |file: &File| FileId::of_file(file).is_ok_and(|id| id == entry.id);
     match File::open(cur.join(&entry.name)) {
         Ok(file) if is_ours(&file) => return Ok(file),
-        Ok(_) => {}
+        Ok(_) => changed_in_place(cur),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(PluginError::io(format!("opening {}", cur.display()), &e)),
     }
@@ -326,7 +374,7 @@ fn open_message(cur: &Path, entry: &Entry) -> Result<File, PluginError> {
     };
     let listing = by_base(cur).map_err(|_| vanished("vanished"))?;
     let mut others = false;
-    for name in listing.get(&entry.base).into_iter().flatten() {
+    for name in listing.get(entry.base()).into_iter().flatten() {
         match File::open(cur.join(name)) {
             Ok(file) if is_ours(&file) => return Ok(file),
             Ok(_) => others = true,
@@ -338,6 +386,17 @@ fn open_message(cur: &Path, entry: &Entry) -> Result<File, PluginError> {
     } else {
         vanished("vanished")
     })
+}
+
+/// A snapshot's file name now holds another version of the file, or another file: when that was
+/// a change in place (which leaves `cur/`'s mtime alone), the cached listing no longer describes
+/// `cur/`, so the next session lists it again.
+fn changed_in_place(cur: &Path) {
+    if let Some(dir) = cur.parent() {
+        if let Err(e) = sizes::forget_listing(dir) {
+            log::warn!("{}: dropping the cached listing: {e}", dir.display());
+        }
+    }
 }
 
 /// Where a snapshot's message is now.
@@ -362,12 +421,12 @@ fn locate(
     cur: &Path,
     entry: &Entry,
     listing: &mut Option<Listing>,
-    known: &HashSet<FileId>,
+    known: &FxHashSet<FileId>,
 ) -> Whereabouts {
     let path = cur.join(&entry.name);
     match FileId::at(&path) {
         Ok(id) if id == entry.id => return Whereabouts::At(vec![path]),
-        Ok(_) => {}
+        Ok(_) => changed_in_place(cur),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Whereabouts::Unsure(format!("{}: {e}", path.display())),
     }
@@ -380,7 +439,7 @@ fn locate(
     };
     let mut found = Vec::new();
     let mut others = Vec::new();
-    for name in names.get(&entry.base).into_iter().flatten() {
+    for name in names.get(entry.base()).into_iter().flatten() {
         let path = cur.join(name);
         match FileId::at(&path) {
             Ok(id) if id == entry.id => found.push(path),
@@ -405,7 +464,7 @@ fn locate(
 fn apply(cur: &Path, entries: &[Entry], deleted: &[usize], seen: &[bool]) -> CommitReport {
     let mut report = CommitReport::default();
     let mut listing = None;
-    let known: HashSet<FileId> = entries.iter().map(|e| e.id).collect();
+    let known: FxHashSet<FileId> = entries.iter().map(|e| e.id).collect();
     let mut is_deleted = vec![false; entries.len()];
     for &index in deleted {
         let Some(entry) = entries.get(index) else {
@@ -440,7 +499,7 @@ fn delete(
     cur: &Path,
     entry: &Entry,
     listing: &mut Option<Listing>,
-    known: &HashSet<FileId>,
+    known: &FxHashSet<FileId>,
 ) -> Result<(), String> {
     // A name that disappears between finding and unlinking was renamed by another reader just
     // then: look again. Three rounds: a reader renaming the same file on every look is not

@@ -9,8 +9,9 @@
 //! that means reading the whole file, which would make every login read every message. So sizes
 //! are computed once and kept in `poppet-sizes` inside the maildir:
 //! ```text
-//! poppet-sizes 2
-//! <uidl> <file length> <mtime seconds> <mtime nanoseconds> <CRLF size>
+//! poppet-sizes 3
+//! listing <cur/ dev> <cur/ inode> <cur/ mtime seconds> <cur/ mtime nanoseconds>   (or `listing -`)
+//! <uidl> <file length> <mtime seconds> <mtime nanoseconds> <CRLF size or -> [<dev> <inode> <name>]
 //! ...
 //! sha256 <hex SHA-256 of every byte above this line>
 //! ```
@@ -20,23 +21,45 @@
 //! trusted blindly, because a wrong size breaks the client. It is written to a temporary file and
 //! renamed, so a reader never sees half of one.
 //!
-//! Version 2 counts the completed last line; version 1 caches (which did not) are ignored and
-//! rebuilt. An entry is also written when a Maildir++ `W=` turned out wrong while reading, so the
-//! next session uses the computed size instead of that name's.
+//! The listing line makes the rows, in message order with their file names and identities, the
+//! complete contents of `cur/` as long as `cur/` itself is unchanged (same inode and mtime): then
+//! a session needs neither to list `cur/` nor to stat every file, which was most of the time of a
+//! warm open of a large maildir. This is what Dovecot's uidlist and index do for maildir. Adding,
+//! removing or renaming a file changes the directory's mtime. A listing is only written when
+//! `cur/` was last changed well before it was read ([`LISTING_SETTLED`]), so a change in the same
+//! clock tick as the listing cannot go unnoticed. Message files are never changed in place in a
+//! maildir; one that is anyway (a `touch`) no longer matches its identity when it is opened, and
+//! then the listing is dropped ([`forget_listing`]) so the next session lists `cur/` again.
+//!
+//! Version 2 (no listing) caches are read as they are; version 1 caches (which did not count the
+//! completed last line) are ignored and rebuilt. An entry is also written when a Maildir++ `W=`
+//! turned out wrong while reading, so the next session uses the computed size instead of that
+//! name's.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The cache file's name inside the maildir.
 pub const CACHE_FILE: &str = "poppet-sizes";
 
-/// Version 1 sizes did not count the completion of a last line without a line end.
-const VERSION_LINE: &str = "poppet-sizes 2";
+/// Version 1 sizes did not count the completion of a last line without a line end; version 2 has
+/// no listing.
+const VERSION_LINE: &str = "poppet-sizes 3";
+const VERSION_2_LINE: &str = "poppet-sizes 2";
+const LISTING_PREFIX: &str = "listing ";
 const CHECKSUM_PREFIX: &str = "sha256 ";
+
+/// How long before it is read `cur/` must have been changed last for its listing to be kept:
+/// directory mtimes come from a coarse clock (a few milliseconds on Linux), and Dovecot waits the
+/// same way before trusting a maildir's mtime. Far above any clock tick, far below the time
+/// between a delivery and the next session of a busy mailbox.
+pub const LISTING_SETTLED: Duration = Duration::from_secs(2);
 
 /// Bytes read per system call while counting line ends: large enough that syscalls do not
 /// dominate, small enough to be a trivial allocation.
@@ -64,6 +87,66 @@ impl FileStamp {
     }
 }
 
+/// Which version of `cur/` a listing describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirStamp {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+    /// `st_mtime`, seconds.
+    pub mtime_sec: i64,
+    /// `st_mtime`, nanoseconds.
+    pub mtime_nsec: i64,
+}
+
+impl DirStamp {
+    /// The stamp in `meta`.
+    pub fn of(meta: &fs::Metadata) -> DirStamp {
+        DirStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime_sec: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        }
+    }
+
+    /// Whether a listing read after `read_at` may be kept for this version of the directory: it
+    /// was changed last at least [`LISTING_SETTLED`] before.
+    pub fn settled(&self, read_at: SystemTime) -> bool {
+        let Ok(secs) = u64::try_from(self.mtime_sec) else {
+            return false;
+        };
+        let nanos = u32::try_from(self.mtime_nsec).unwrap_or(0);
+        let mtime = UNIX_EPOCH + Duration::new(secs, nanos);
+        mtime + LISTING_SETTLED <= read_at
+    }
+}
+
+/// A listed message file: its device, inode and name in `cur/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+    /// The file name in `cur/`.
+    pub name: OsString,
+}
+
+/// One row of the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The native UIDL.
+    pub key: String,
+    /// The file version the size belongs to.
+    pub stamp: FileStamp,
+    /// The CRLF size; `None` in a listing row whose size comes from elsewhere (a `W=`).
+    pub size: Option<u64>,
+    /// The file, in a listing.
+    pub file: Option<ListedFile>,
+}
+
 /// How loading the cache went, for the debug log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Loaded {
@@ -78,7 +161,10 @@ pub enum Loaded {
 /// The sizes cache of one maildir.
 #[derive(Debug, Default)]
 pub struct SizeCache {
-    entries: HashMap<String, (FileStamp, u64)>,
+    listing: Option<DirStamp>,
+    rows: Vec<Row>,
+    /// Rows with a size, by key; built on first use (a listed open does not need it).
+    index: OnceCell<HashMap<String, (FileStamp, u64)>>,
 }
 
 impl SizeCache {
@@ -86,7 +172,14 @@ impl SizeCache {
     pub fn load(dir: &Path) -> (SizeCache, Loaded) {
         match fs::read(dir.join(CACHE_FILE)) {
             Ok(bytes) => match parse(&bytes) {
-                Ok(entries) => (SizeCache { entries }, Loaded::Valid),
+                Ok((listing, rows)) => (
+                    SizeCache {
+                        listing,
+                        rows,
+                        index: OnceCell::new(),
+                    },
+                    Loaded::Valid,
+                ),
                 Err(why) => (SizeCache::default(), Loaded::Corrupt(why)),
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -98,20 +191,40 @@ impl SizeCache {
 
     /// The cached size for `key`, when the file is still the one it was computed for.
     pub fn get(&self, key: &str, stamp: FileStamp) -> Option<u64> {
-        match self.entries.get(key) {
+        let index = self.index.get_or_init(|| {
+            self.rows
+                .iter()
+                .filter_map(|r| Some((r.key.clone(), (r.stamp, r.size?))))
+                .collect()
+        });
+        match index.get(key) {
             Some((cached, size)) if *cached == stamp => Some(*size),
             _ => None,
         }
     }
 
-    /// The number of entries.
+    /// The number of rows with a size.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.rows.iter().filter(|r| r.size.is_some()).count()
+    }
+
+    /// Takes the listing, in message order, when it describes `cur/` as it is now (`cur`).
+    pub fn take_listing(&mut self, cur: DirStamp) -> Option<Vec<Row>> {
+        if self.listing != Some(cur) {
+            return None;
+        }
+        self.index = OnceCell::new();
+        Some(std::mem::take(&mut self.rows))
+    }
+
+    /// Which `cur/` the listing describes, if there is one.
+    pub fn listed_dir(&self) -> Option<DirStamp> {
+        self.listing
     }
 }
 
 /// Checks and parses a cache file's bytes.
-fn parse(bytes: &[u8]) -> Result<HashMap<String, (FileStamp, u64)>, String> {
+fn parse(bytes: &[u8]) -> Result<(Option<DirStamp>, Vec<Row>), String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
     let body_end = text
         .trim_end_matches('\n')
@@ -126,47 +239,138 @@ fn parse(bytes: &[u8]) -> Result<HashMap<String, (FileStamp, u64)>, String> {
     if sum != crate::name::hex_sha256(body.as_bytes()) {
         return Err("checksum mismatch".into());
     }
-    let mut lines = body.lines();
-    if lines.next() != Some(VERSION_LINE) {
-        return Err("unknown version line".into());
-    }
-    let mut entries = HashMap::new();
+    let mut lines = body.split_terminator('\n');
+    let listing = match lines.next() {
+        Some(VERSION_LINE) => {
+            let line = lines.next().ok_or("no listing line")?;
+            let stamp = line
+                .strip_prefix(LISTING_PREFIX)
+                .ok_or_else(|| format!("bad listing line {line:?}"))?;
+            match stamp {
+                "-" => None,
+                _ => Some(parse_dir_stamp(stamp).ok_or_else(|| format!("bad listing {stamp:?}"))?),
+            }
+        }
+        Some(VERSION_2_LINE) => None,
+        _ => return Err("unknown version line".into()),
+    };
+    let mut rows = Vec::new();
     for line in lines {
-        let (key, entry) = parse_entry(line).ok_or_else(|| format!("bad entry {line:?}"))?;
-        entries.insert(key, entry);
+        let row = parse_row(line).ok_or_else(|| format!("bad entry {line:?}"))?;
+        if listing.is_some() && row.file.is_none() {
+            return Err(format!("listing entry without a file {line:?}"));
+        }
+        rows.push(row);
     }
-    Ok(entries)
+    Ok((listing, rows))
 }
 
-fn parse_entry(line: &str) -> Option<(String, (FileStamp, u64))> {
-    let mut fields = line.split(' ');
-    let key = fields.next()?.to_owned();
-    let len = fields.next()?.parse().ok()?;
-    let mtime_sec = fields.next()?.parse().ok()?;
-    let mtime_nsec = fields.next()?.parse().ok()?;
-    let size = fields.next()?.parse().ok()?;
-    if fields.next().is_some() || key.is_empty() {
+fn parse_dir_stamp(text: &str) -> Option<DirStamp> {
+    let mut fields = text.split(' ');
+    let stamp = DirStamp {
+        dev: fields.next()?.parse().ok()?,
+        ino: fields.next()?.parse().ok()?,
+        mtime_sec: fields.next()?.parse().ok()?,
+        mtime_nsec: fields.next()?.parse().ok()?,
+    };
+    fields.next().is_none().then_some(stamp)
+}
+
+/// The text up to the next space, and what follows the space (`None`: there was none). A plain
+/// loop: fields are a few octets long, shorter than a `memchr` call is worth.
+fn field(text: &str) -> (&str, Option<&str>) {
+    match text.bytes().position(|b| b == b' ') {
+        Some(at) => (&text[..at], Some(&text[at + 1..])),
+        None => (text, None),
+    }
+}
+
+fn parse_row(line: &str) -> Option<Row> {
+    let (key, rest) = field(line);
+    let (len, rest) = field(rest?);
+    let (mtime_sec, rest) = field(rest?);
+    let (mtime_nsec, rest) = field(rest?);
+    let (size, rest) = field(rest?);
+    let stamp = FileStamp {
+        len: len.parse().ok()?,
+        mtime_sec: mtime_sec.parse().ok()?,
+        mtime_nsec: mtime_nsec.parse().ok()?,
+    };
+    let size = match size {
+        "-" => None,
+        n => Some(n.parse().ok()?),
+    };
+    let file = match rest {
+        None => None,
+        Some(rest) => {
+            let (dev, rest) = field(rest);
+            let (ino, rest) = field(rest?);
+            // The name comes last and may contain spaces.
+            let name = rest.filter(|n| !n.is_empty())?;
+            Some(ListedFile {
+                dev: dev.parse().ok()?,
+                ino: ino.parse().ok()?,
+                name: OsString::from(name),
+            })
+        }
+    };
+    if key.is_empty() || (size.is_none() && file.is_none()) {
         return None;
     }
-    let stamp = FileStamp {
-        len,
-        mtime_sec,
-        mtime_nsec,
-    };
-    Some((key, (stamp, size)))
+    Some(Row {
+        key: key.to_owned(),
+        stamp,
+        size,
+        file,
+    })
 }
 
-/// Writes the cache for exactly `entries` (key, stamp, size), atomically.
-pub fn store<'a>(
+/// Whether a file name can be written in a listing row (UTF-8, no line breaks).
+pub fn listable(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .is_some_and(|n| !n.is_empty() && !n.contains(['\n', '\r']))
+}
+
+/// Writes the cache for exactly `rows`, atomically: with `listing`, they are `cur/`'s complete
+/// contents in message order (every row must have its file); without, only rows with a size are
+/// written.
+pub fn write<'a>(
     dir: &Path,
-    entries: impl Iterator<Item = (&'a str, FileStamp, u64)>,
+    listing: Option<DirStamp>,
+    rows: impl Iterator<Item = &'a Row>,
 ) -> io::Result<()> {
-    let mut text = format!("{VERSION_LINE}\n");
-    for (key, s, size) in entries {
-        text.push_str(&format!(
-            "{key} {} {} {} {size}\n",
-            s.len, s.mtime_sec, s.mtime_nsec
-        ));
+    use std::fmt::Write as _;
+    let mut text = format!("{VERSION_LINE}\n{LISTING_PREFIX}");
+    match listing {
+        Some(d) => {
+            let _ = writeln!(text, "{} {} {} {}", d.dev, d.ino, d.mtime_sec, d.mtime_nsec);
+        }
+        None => text.push_str("-\n"),
+    }
+    for row in rows {
+        let s = row.stamp;
+        let file = row.file.as_ref().filter(|_| listing.is_some());
+        if row.size.is_none() && file.is_none() {
+            continue;
+        }
+        let _ = write!(
+            text,
+            "{} {} {} {} ",
+            row.key, s.len, s.mtime_sec, s.mtime_nsec
+        );
+        match row.size {
+            Some(n) => {
+                let _ = write!(text, "{n}");
+            }
+            None => text.push('-'),
+        }
+        if let Some(f) = file {
+            let name = f.name.to_str().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "file name not listable")
+            })?;
+            let _ = write!(text, " {} {} {name}", f.dev, f.ino);
+        }
+        text.push('\n');
     }
     let sum = crate::name::hex_sha256(text.as_bytes());
     text.push_str(&format!("{CHECKSUM_PREFIX}{sum}\n"));
@@ -188,18 +392,61 @@ pub fn store<'a>(
     written
 }
 
+/// Writes the cache for exactly `entries` (key, stamp, size), with no listing, atomically.
+pub fn store<'a>(
+    dir: &Path,
+    entries: impl Iterator<Item = (&'a str, FileStamp, u64)>,
+) -> io::Result<()> {
+    let rows: Vec<Row> = entries
+        .map(|(key, stamp, size)| Row {
+            key: key.to_owned(),
+            stamp,
+            size: Some(size),
+            file: None,
+        })
+        .collect();
+    write(dir, None, rows.iter())
+}
+
 /// Records `size` for `key` at `stamp` in `dir`'s cache, keeping the other entries. Used when a
-/// size is learnt outside a snapshot (a wrong `W=` found while reading).
+/// size is learnt outside a snapshot (a wrong `W=` found while reading). The listing is dropped
+/// with it, so the next session lists `cur/` again.
 pub fn remember(dir: &Path, key: &str, stamp: FileStamp, size: u64) -> io::Result<()> {
-    let (mut cache, _) = SizeCache::load(dir);
-    cache.entries.insert(key.to_owned(), (stamp, size));
-    let mut rows: Vec<_> = cache.entries.iter().collect();
+    let (cache, _) = SizeCache::load(dir);
+    let mut sized: HashMap<&str, (FileStamp, u64)> = cache
+        .rows
+        .iter()
+        .filter_map(|r| Some((r.key.as_str(), (r.stamp, r.size?))))
+        .collect();
+    sized.insert(key, (stamp, size));
+    let mut rows: Vec<_> = sized.into_iter().collect();
     // A stable order keeps the file diffable and the checksum reproducible.
     rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    store(
-        dir,
-        rows.into_iter().map(|(k, (s, n))| (k.as_str(), *s, *n)),
-    )
+    store(dir, rows.into_iter().map(|(k, (s, n))| (k, s, n)))
+}
+
+/// Drops the listing from `dir`'s cache (keeping the sizes), so the next session lists `cur/`
+/// again: a message file turned out changed in place, which the listing cannot notice.
+pub fn forget_listing(dir: &Path) -> io::Result<()> {
+    // Called for every message found changed, so a cache without a listing (the usual case after
+    // the first call) is recognised from its first lines, not parsed whole each time.
+    let mut head = [0u8; 128];
+    let read = match fs::File::open(dir.join(CACHE_FILE)) {
+        Ok(mut file) => file.read(&mut head)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let unlisted = format!("{VERSION_LINE}\n{LISTING_PREFIX}-\n");
+    if head[..read].starts_with(unlisted.as_bytes())
+        || head[..read].starts_with(format!("{VERSION_2_LINE}\n").as_bytes())
+    {
+        return Ok(());
+    }
+    let (cache, _) = SizeCache::load(dir);
+    if cache.listing.is_none() {
+        return Ok(());
+    }
+    write(dir, None, cache.rows.iter())
 }
 
 /// The CRLF size of the file at `path`, reading it once in bounded chunks.

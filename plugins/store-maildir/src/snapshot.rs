@@ -8,16 +8,16 @@
 
 use crate::files::{self, FileId};
 use crate::import::{self, UidlSource};
-use crate::name;
-use crate::sizes::{self, FileStamp, Loaded, SizeCache};
+use crate::name::{self, FxHashSet};
+use crate::sizes::{self, DirStamp, FileStamp, ListedFile, Loaded, Row, SizeCache};
 use poppet_sdk::{MessageInfo, PluginError};
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::SystemTime;
 
 /// Where each message's size came from in one open; the cache is working when a second open shows
 /// `computed == 0`.
@@ -38,8 +38,6 @@ pub struct SizeStats {
 pub struct Entry {
     /// Its file name in `cur/` when the snapshot was taken.
     pub name: OsString,
-    /// The unique part of the name.
-    pub base: Vec<u8>,
     /// The native UIDL: the key of the sizes cache, whatever UIDL is served.
     pub key: String,
     /// Length and mtime.
@@ -48,6 +46,13 @@ pub struct Entry {
     /// renamed it, and what makes sure we never send, delete or flag another file that took its
     /// name or unique part.
     pub id: FileId,
+}
+
+impl Entry {
+    /// The unique part of the name (a prefix of it: kept once, not copied per message).
+    pub fn base(&self) -> &[u8] {
+        name::base(self.name.as_bytes())
+    }
 }
 
 /// The messages of one session, in message-number order.
@@ -92,9 +97,9 @@ pub fn sort_key(e: &Entry) -> (i64, i64, i64, OsString) {
 /// allows it, and for a second file with the same unique part (the spec forbids it; copies make
 /// it happen) a hash of its full name.
 pub fn assign_keys(entries: &mut [Entry]) {
-    let mut keys = HashSet::new();
+    let mut keys = FxHashSet::default();
     for entry in entries {
-        let mut key = name::uidl(&entry.base);
+        let mut key = name::uidl(entry.base());
         if !keys.insert(key.clone()) {
             key = name::hex_sha256(entry.name.as_bytes());
             keys.insert(key.clone());
@@ -107,11 +112,19 @@ pub fn assign_keys(entries: &mut [Entry]) {
 /// message with a valid UIDL, else the native one; one that would repeat an earlier message's
 /// becomes a hash of the full file name, so UIDLs stay unique.
 pub fn served_uidls(dir: &Path, entries: &[Entry], imported: &import::ImportedList) -> Vec<String> {
-    let mut served = HashSet::new();
+    // Borrowed, not cloned: this runs for every message of every open.
+    let mut served: FxHashSet<&str> = FxHashSet::default();
+    served.reserve(entries.len());
+    let mut fallbacks: FxHashSet<String> = FxHashSet::default();
     let mut uidls = Vec::with_capacity(entries.len());
     for entry in entries {
-        let uidl = match imported.get(&entry.base) {
-            Some(old) if import::valid_uidl(&old.uidl) => old.uidl.clone(),
+        let old = if imported.is_empty() {
+            None
+        } else {
+            imported.get(entry.base())
+        };
+        let uidl = match old {
+            Some(old) if import::valid_uidl(&old.uidl) => old.uidl.as_str(),
             Some(old) => {
                 log::warn!(
                     "{}: the old UIDL {:?} of {} is not a valid POP3 UIDL; serving the native one",
@@ -119,15 +132,15 @@ pub fn served_uidls(dir: &Path, entries: &[Entry], imported: &import::ImportedLi
                     old.uidl,
                     entry.key
                 );
-                entry.key.clone()
+                entry.key.as_str()
             }
-            None => entry.key.clone(),
+            None => entry.key.as_str(),
         };
-        if served.insert(uidl.clone()) {
-            uidls.push(uidl);
+        if !fallbacks.contains(uidl) && served.insert(uidl) {
+            uidls.push(uidl.to_owned());
         } else {
             let fallback = name::hex_sha256(entry.name.as_bytes());
-            served.insert(fallback.clone());
+            fallbacks.insert(fallback.clone());
             uidls.push(fallback);
         }
     }
@@ -137,13 +150,30 @@ pub fn served_uidls(dir: &Path, entries: &[Entry], imported: &import::ImportedLi
 /// Takes the snapshot of the (locked) maildir at `dir`, serving UIDLs from `source`.
 pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
     move_new(dir)?;
-    let mut entries = scan_cur(dir)?;
-    sort_entries(&mut entries);
-    assign_keys(&mut entries);
-    let (cache, loaded) = SizeCache::load(dir);
+    let cur = dir.join("cur");
+    // Before `cur/` is read: a change after this is newer than the stamp kept with the listing.
+    let read_at = SystemTime::now();
+    let cur_stamp = fs::metadata(&cur)
+        .map(|m| DirStamp::of(&m))
+        .map_err(|e| PluginError::io(format!("reading {}", cur.display()), &e))?;
+    let (mut cache, loaded) = SizeCache::load(dir);
     if let Loaded::Corrupt(why) = &loaded {
         log::warn!("{}: ignoring the size cache ({why})", dir.display());
     }
+    // With an unchanged `cur/`, the cache's listing is its contents, sorted and keyed already: no
+    // listing of `cur/`, no stat per file (see the `sizes` module).
+    let listed = cache.take_listing(cur_stamp);
+    let from_listing = listed.is_some();
+    let (entries, cached): (Vec<Entry>, Vec<Option<u64>>) = match listed {
+        Some(rows) => rows.into_iter().filter_map(listed_entry).unzip(),
+        None => {
+            let mut entries = scan_cur(dir)?;
+            sort_entries(&mut entries);
+            assign_keys(&mut entries);
+            let cached = entries.iter().map(|e| cache.get(&e.key, e.stamp)).collect();
+            (entries, cached)
+        }
+    };
     let imported = import::load(dir, source).unwrap_or_else(|e| {
         log::warn!(
             "{}: serving native UIDLs, the {} list is unusable: {e}",
@@ -154,35 +184,33 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
     });
     let uidls = served_uidls(dir, &entries, &imported);
     let mut snapshot = Snapshot::default();
-    let mut cached = Vec::new();
-    for (entry, uidl) in entries.into_iter().zip(uidls) {
-        let key = entry.key.clone();
-        let path = dir.join("cur").join(&entry.name);
-        let imported_size = imported.get(&entry.base).and_then(|i| i.size);
+    snapshot.entries.reserve(entries.len());
+    snapshot.messages.reserve(entries.len());
+    let mut cache_it = Vec::with_capacity(entries.len());
+    for ((entry, uidl), cached) in entries.into_iter().zip(uidls).zip(cached) {
+        let path = || cur.join(&entry.name);
+        let imported_size = imported.get(entry.base()).and_then(|i| i.size);
         // The cache comes first: it holds a size only when we computed it (or checked an imported
         // one), and after a `W=` turned out wrong at read time (see `maildrop::Body`) it holds the
         // true size, so that `W=` is never trusted again for this version of the file.
-        let size = if let Some(size) = cache.get(&key, entry.stamp) {
+        let (size, keep) = if let Some(size) = cached {
             snapshot.stats.from_cache += 1;
-            cached.push((key, entry.stamp, size));
-            size
+            (size, true)
         } else if let Some(size) = imported_size
-            .filter(|&s| import::usable_size(s, &path, entry.stamp.len).unwrap_or(false))
+            .filter(|&s| import::usable_size(s, &path(), entry.stamp.len).unwrap_or(false))
         {
             snapshot.stats.from_imported += 1;
-            cached.push((key, entry.stamp, size));
-            size
+            (size, true)
         } else {
-            match name::w_size(&entry.base) {
+            match name::w_size(entry.base()) {
                 Some(w) if plausible_w(w, entry.stamp.len) => {
                     snapshot.stats.from_names += 1;
-                    w
+                    (w, false)
                 }
-                _ => match sizes::compute(&path) {
+                _ => match sizes::compute(&path()) {
                     Ok(size) => {
                         snapshot.stats.computed += 1;
-                        cached.push((key, entry.stamp, size));
-                        size
+                        (size, true)
                     }
                     // Expunged by another reader since we listed it: not part of this snapshot.
                     Err(e) if e.kind() == ErrorKind::NotFound => continue,
@@ -190,30 +218,102 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
                 },
             }
         };
+        cache_it.push(keep);
         snapshot.messages.push(MessageInfo { size, uidl });
         snapshot.entries.push(entry);
     }
-    // Rewrite only when the file would change: new sizes, dropped entries, or a bad file.
-    let changed = snapshot.stats.computed > 0
-        || snapshot.stats.from_imported > 0
-        || cached.len() != cache.len();
-    if changed || matches!(loaded, Loaded::Corrupt(_)) {
-        let rows = cached.iter().map(|(k, s, n)| (k.as_str(), *s, *n));
-        if let Err(e) = sizes::store(dir, rows) {
+    if !from_listing {
+        store_cache(
+            dir, &cache, &loaded, &snapshot, &cache_it, cur_stamp, read_at,
+        );
+    } else if snapshot.stats.computed > 0 || snapshot.stats.from_imported > 0 {
+        // Sizes learnt for listed files (a `W=` that is not plausible): keep them, listing and all.
+        let rows = rows_of(&snapshot, &cache_it);
+        if let Err(e) = sizes::write(dir, Some(cur_stamp), rows.iter()) {
             log::warn!("{}: writing the size cache: {e}", dir.display());
         }
     }
     // The e2e tests read this line (RUST_LOG=poppet_store_maildir=debug) to see the cache work.
     log::debug!(
-        "maildir {}: {} sizes from cache, {} computed, {} from file names, {} from the {} list",
+        "maildir {}: {} sizes from cache, {} computed, {} from file names, {} from the {} list{}",
         dir.display(),
         snapshot.stats.from_cache,
         snapshot.stats.computed,
         snapshot.stats.from_names,
         snapshot.stats.from_imported,
-        source.name()
+        source.name(),
+        if from_listing {
+            " (cur/ unchanged, not listed)"
+        } else {
+            ""
+        }
     );
     Ok(snapshot)
+}
+
+/// The entry and cached size of a listing row.
+fn listed_entry(row: Row) -> Option<(Entry, Option<u64>)> {
+    let file = row.file?;
+    let entry = Entry {
+        name: file.name,
+        key: row.key,
+        stamp: row.stamp,
+        id: FileId {
+            dev: file.dev,
+            ino: file.ino,
+            len: row.stamp.len,
+            mtime: (row.stamp.mtime_sec, row.stamp.mtime_nsec),
+        },
+    };
+    Some((entry, row.size))
+}
+
+/// The cache rows for a snapshot, in message order: every file, with its size where `cache_it`.
+fn rows_of(snapshot: &Snapshot, cache_it: &[bool]) -> Vec<Row> {
+    snapshot
+        .entries
+        .iter()
+        .zip(&snapshot.messages)
+        .zip(cache_it)
+        .map(|((entry, info), &sized)| Row {
+            key: entry.key.clone(),
+            stamp: entry.stamp,
+            size: sized.then_some(info.size),
+            file: Some(ListedFile {
+                dev: entry.id.dev,
+                ino: entry.id.ino,
+                name: entry.name.clone(),
+            }),
+        })
+        .collect()
+}
+
+/// Rewrites the cache after `cur/` was listed, only when the file would change: new sizes,
+/// dropped entries, a bad file, or a listing worth keeping. The listing is kept only when `cur/`
+/// had settled before it was read and every name can be written.
+fn store_cache(
+    dir: &Path,
+    cache: &SizeCache,
+    loaded: &Loaded,
+    snapshot: &Snapshot,
+    cache_it: &[bool],
+    cur_stamp: DirStamp,
+    read_at: SystemTime,
+) {
+    let listing = (cur_stamp.settled(read_at)
+        && snapshot.entries.iter().all(|e| sizes::listable(&e.name)))
+    .then_some(cur_stamp);
+    let sized = cache_it.iter().filter(|&&c| c).count();
+    let changed = snapshot.stats.computed > 0
+        || snapshot.stats.from_imported > 0
+        || sized != cache.len()
+        || (listing.is_some() && listing != cache.listed_dir());
+    if changed || matches!(loaded, Loaded::Corrupt(_)) {
+        let rows = rows_of(snapshot, cache_it);
+        if let Err(e) = sizes::write(dir, listing, rows.iter()) {
+            log::warn!("{}: writing the size cache: {e}", dir.display());
+        }
+    }
 }
 
 /// Whether a Maildir++ `W=` can be the CRLF size of a file of `len` octets, judged without reading
@@ -280,11 +380,9 @@ pub fn scan_cur(dir: &Path) -> Result<Vec<Entry>, PluginError> {
             Err(e) => return Err(PluginError::io(format!("reading {}", cur.display()), &e)),
         };
         let stamp = FileStamp::of(&meta);
-        let base = name::base(name.as_bytes()).to_vec();
         let id = FileId::of(&meta);
         entries.push(Entry {
             name,
-            base,
             key: String::new(),
             stamp,
             id,

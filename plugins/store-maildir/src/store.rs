@@ -132,13 +132,18 @@ fn remove_leftovers(dir: &Path) {
 /// Makes sure `dir` is a maildir: a missing one is created (from `skeleton` when given), and a
 /// missing `cur/`, `new/` or `tmp/` is added (git cannot keep an empty `tmp/` in a skeleton).
 fn prepare(dir: &Path, skeleton: Option<&Path>) -> Result<(), PluginError> {
-    if !dir.exists() {
-        if let Some(skeleton) = skeleton {
+    if let Some(skeleton) = skeleton {
+        if !dir.exists() {
             copy_skeleton(skeleton, dir)?;
         }
     }
     for sub in ["cur", "new", "tmp"] {
         let path = dir.join(sub);
+        // One stat for the usual case; a recursive create of an existing directory costs a failed
+        // mkdir and then a stat, on every login.
+        if fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
         DirBuilder::new()
             .recursive(true)
             .mode(DIR_MODE)

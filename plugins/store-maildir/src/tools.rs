@@ -81,7 +81,6 @@ fn messages(dir: &Path, problems: &mut Vec<String>) -> Vec<(Entry, PathBuf)> {
                 file
             };
             let entry = Entry {
-                base: import::base_of(&name),
                 name,
                 key: String::new(),
                 stamp: FileStamp::of(&meta),
@@ -156,7 +155,7 @@ pub fn uidl_report(options: &ReportOptions, out: &mut dyn Write) -> io::Result<(
         let mut counts = UidlCounts::default();
         for ((entry, _), uidl) in entries.drain(..).zip(served) {
             counts.messages += 1;
-            match old_list.get(&entry.base) {
+            match old_list.get(entry.base()) {
                 None => counts.unlisted += 1,
                 Some(old) if old.uidl == uidl => counts.keep += 1,
                 Some(_) => counts.change += 1,
@@ -258,7 +257,7 @@ pub fn warm(root: &Path, now: SystemTime, out: &mut dyn Write) -> io::Result<War
                 rows.push((entry.key.clone(), entry.stamp, size));
                 continue;
             }
-            if name::w_size(&entry.base).is_some_and(|w| {
+            if name::w_size(entry.base()).is_some_and(|w| {
                 w >= entry.stamp.len && w <= entry.stamp.len.saturating_mul(2).saturating_add(2)
             }) {
                 from_names += 1;

@@ -45,7 +45,12 @@ impl Driver<'_> {
         let mut flushed = false;
         self.session.transfer_started().encode(&mut self.out);
         let mut encoder = poppet_proto::BodyEncoder::new(top_lines);
-        let mut buf = vec![0u8; BODY_CHUNK];
+        // No larger than the message (plus one octet, so a longer file still shows in one read):
+        // clearing a 64 KiB buffer for every 4 KiB message was a third of the instructions of
+        // pipelined small RETRs.
+        let chunk =
+            usize::try_from(size.saturating_add(1)).map_or(BODY_CHUNK, |n| n.min(BODY_CHUNK));
+        let mut buf = vec![0u8; chunk];
         let mut read_total = 0u64;
         loop {
             let n = match body.read(&mut buf).await {

@@ -50,7 +50,7 @@ fn a_corrupt_cache_is_rebuilt() {
         }),
         ("other version", |b| {
             String::from_utf8_lossy(b)
-                .replacen("poppet-sizes 2", "poppet-sizes 3", 1)
+                .replacen("poppet-sizes 3", "poppet-sizes 4", 1)
                 .into_bytes()
         }),
     ];
@@ -98,7 +98,8 @@ fn entries_of_deleted_messages_are_dropped() {
     assert_eq!(again.stats().computed, 0);
     let text = std::fs::read_to_string(&cache).expect("read");
     assert!(!text.contains("1.a "), "{text}");
-    assert_eq!(text.lines().count(), 4, "{text}");
+    // Version, listing, two messages, checksum.
+    assert_eq!(text.lines().count(), 5, "{text}");
 }
 
 #[test]
@@ -134,5 +135,96 @@ fn f7_a_version_1_cache_is_recomputed() {
     assert_eq!(sizes(&maildrop), [12]);
     assert_eq!(body(&maildrop, 0), b"no newline\r\n");
     let rebuilt = std::fs::read_to_string(&cache).expect("read");
-    assert!(rebuilt.starts_with("poppet-sizes 2\n"), "{rebuilt}");
+    assert!(rebuilt.starts_with("poppet-sizes 3\n"), "{rebuilt}");
+}
+
+/// Sets `cur/`'s mtime to `secs` after the epoch, as if it had not changed for a long time.
+fn settle(f: &Fixture, user: &str, secs: u64) {
+    let cur = std::fs::File::open(f.maildir(user).join("cur")).expect("open cur");
+    cur.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
+        .expect("mtime");
+}
+
+/// The debug line's marker is not visible here; a listed open is one where a file added behind
+/// the directory's back (mtime put back) is not seen.
+#[test]
+fn an_unchanged_cur_is_not_listed_again() {
+    let (f, cache) = primed();
+    settle(&f, "gil", 1_000);
+    // The first open after settling lists cur/ and keeps the listing.
+    let listed = f.open("gil").expect("open");
+    assert_eq!(listed.stats().from_cache, 3);
+    drop(listed);
+    let text = std::fs::read_to_string(&cache).expect("read");
+    assert!(!text.contains("listing -"), "{text}");
+    // A file slipped in with the mtime put back is not seen: cur/ was not read.
+    f.deliver("gil", "cur", "4.d:2,", b"five\n", 4);
+    settle(&f, "gil", 1_000);
+    let warm = f.open("gil").expect("open");
+    assert_eq!(uidls(&warm), ["1.a", "2.b", "3.c"]);
+    assert_eq!(sizes(&warm), [10, 7, 6]);
+    assert_eq!(body(&warm, 1), b"three\r\n");
+    drop(warm);
+    // Any real change of cur/ (a delivery moved from new/, a deletion) is seen.
+    f.deliver("gil", "new", "5.e", b"six\n", 5);
+    let after = f.open("gil").expect("open");
+    assert_eq!(uidls(&after), ["1.a", "2.b", "3.c", "4.d", "5.e"]);
+    assert_eq!(after.stats().computed, 2);
+}
+
+#[test]
+fn a_recent_change_of_cur_is_not_trusted_to_a_listing() {
+    let (f, cache) = primed();
+    // cur/ was changed just now (primed() moved new/ into it): no listing yet.
+    let text = std::fs::read_to_string(&cache).expect("read");
+    assert!(text.contains("\nlisting -\n"), "{text}");
+    let again = f.open("gil").expect("open");
+    assert_eq!(again.stats().from_cache, 3);
+    drop(again);
+    assert!(
+        std::fs::read_to_string(&cache)
+            .expect("read")
+            .contains("\nlisting -\n")
+    );
+}
+
+#[test]
+fn a_message_changed_in_place_under_a_listing_fails_once_then_is_recomputed() {
+    let (f, cache) = primed();
+    settle(&f, "gil", 1_000);
+    drop(f.open("gil").expect("open"));
+    // Changed in place (it should not be): cur/'s mtime does not move.
+    let path = f.maildir("gil").join("cur").join("2.b:2,");
+    std::fs::write(&path, b"three\nlines\nnow\n").expect("write");
+    set_mtime(&path, 2);
+    settle(&f, "gil", 1_000);
+    let stale = f.open("gil").expect("open");
+    let err = block_on(stale.retrieve(1)).expect_err("changed");
+    assert_eq!(err.code, poppet_sdk::ErrorCode::NOT_FOUND);
+    // A second mismatch finds the listing already dropped.
+    let sized = std::fs::read_to_string(&cache).expect("read");
+    assert!(block_on(stale.retrieve(1)).is_err());
+    assert_eq!(std::fs::read_to_string(&cache).expect("read"), sized);
+    drop(stale);
+    assert!(
+        std::fs::read_to_string(&cache)
+            .expect("read")
+            .contains("\nlisting -\n")
+    );
+    let again = f.open("gil").expect("open");
+    assert_eq!(sizes(&again), [10, 19, 6]);
+    assert_eq!(body(&again, 1).len(), 19);
+}
+
+#[test]
+fn names_with_spaces_round_trip_through_the_listing() {
+    let f = Fixture::new();
+    f.deliver("jo", "cur", "1.a b:2,", b"x\n", 1);
+    f.deliver("jo", "cur", "2.c:2,", b"y\n", 2);
+    settle(&f, "jo", 1_000);
+    drop(f.open("jo").expect("open"));
+    let warm = f.open("jo").expect("open");
+    assert_eq!(warm.messages().len(), 2);
+    assert_eq!(body(&warm, 0), b"x\r\n");
+    assert_eq!(warm.stats().from_cache, 2);
 }

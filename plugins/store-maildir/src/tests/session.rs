@@ -304,3 +304,44 @@ fn f4_a_lock_left_by_an_earlier_run_with_our_pid_is_taken_over() {
         std::fs::remove_file(&lock).expect("rm");
     }
 }
+
+#[test]
+fn messages_retrieved_in_order_are_read_ahead_and_still_exact() {
+    let f = Fixture::new();
+    let big = vec![b'z'; crate::body::CHUNK + 10];
+    let mut expected = Vec::new();
+    for i in 0..40u8 {
+        let text = if i == 20 {
+            big.clone()
+        } else {
+            format!("Subject: {i}\n\n.body {i}\n").into_bytes()
+        };
+        f.deliver(
+            "ria",
+            "cur",
+            &format!("{}.m{i}:2,", 100 + u32::from(i)),
+            &text,
+            100 + u64::from(i),
+        );
+        let mut crlf = Vec::new();
+        for &b in &text {
+            if b == b'\n' {
+                crlf.push(b'\r');
+            }
+            crlf.push(b);
+        }
+        if !crlf.ends_with(b"\r\n") {
+            crlf.extend_from_slice(b"\r\n");
+        }
+        expected.push(crlf);
+    }
+    let maildrop = f.open("ria").expect("open");
+    // In order (read ahead from the second on), then out of order, then in order again.
+    for index in (0..40).chain([5, 3, 4, 5, 6]) {
+        assert_eq!(body(&maildrop, index), expected[index], "message {index}");
+        assert_eq!(
+            maildrop.messages()[index].size,
+            expected[index].len() as u64
+        );
+    }
+}
