@@ -569,7 +569,11 @@ mod tests {
     fn the_book_lists_every_text_as_it_is() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../book/src/languages.md");
         let page = std::fs::read_to_string(path).expect("book/src/languages.md");
-        let rows: Vec<&str> = page.lines().filter(|l| l.starts_with("| `")).collect();
+        let rows: Vec<&str> = page
+            .lines()
+            .skip_while(|l| *l != "## The core's texts")
+            .filter(|l| l.starts_with("| `"))
+            .collect();
         let expected: Vec<String> = TEMPLATES
             .iter()
             .map(|t| format!("| `{}` | {} |", t.id, t.english))
