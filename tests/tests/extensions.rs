@@ -175,10 +175,14 @@ fn login_delay_refuses_a_quick_second_login_and_survives_a_restart() {
     let mut c = Client::connect(server.addr);
     let refused = try_login(&mut c, "slow", "slow-secret");
     assert!(refused.starts_with("-ERR [LOGIN-DELAY]"), "{refused}");
+    // The log line is written before the reply, but read by the testkit's thread: wait for it.
     assert!(
-        server
-            .log()
-            .contains("refused by an extension: [LOGIN-DELAY]")
+        server.wait_for_log(
+            "refused by an extension: [LOGIN-DELAY]",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        server.log()
     );
 }
 
