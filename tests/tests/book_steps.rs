@@ -84,7 +84,14 @@ fn steps(page: &str) -> Vec<Step> {
 /// file in `dir` (so what runs is exactly the block's text).
 fn runner(steps: &[Step], dir: &Path) -> String {
     let mut script = String::from(
-        "set -euo pipefail\nip link set lo up\nmount -t tmpfs tmpfs /tmp\necho '== namespace ready'\n",
+        "set -euo pipefail\nip link set lo up\n\
+         # A repository under /tmp (a CI checkout there) would vanish under the empty /tmp: keep a\n\
+         # descriptor to it and bind it back at its own path (--no-canonicalize: the path no longer\n\
+         # names it).\n\
+         exec 9<.\nmount -t tmpfs tmpfs /tmp\n\
+         if [ ! -e \"$PWD/book\" ]; then\n\
+         mkdir -p \"$PWD\"; mount --no-canonicalize --bind /proc/self/fd/9 \"$PWD\"; cd \"$PWD\"\n\
+         fi\nexec 9<&-\necho '== namespace ready'\n",
     );
     for (i, step) in steps.iter().enumerate() {
         let file = dir.join(format!("step-{i}.sh"));
