@@ -10,7 +10,7 @@ use futures_lite::future::block_on;
 use futures_lite::io::{AsyncReadExt, Cursor};
 use libfuzzer_sys::fuzz_target;
 use poppet_store_maildir::CrlfReader;
-use poppet_store_maildir::fuzzing::{CrlfCounter, completion};
+use poppet_store_maildir::fuzzing::{CrlfCounter, Reading, completion};
 
 /// The conversion, spelt out byte by byte.
 fn crlf(file: &[u8]) -> Vec<u8> {
@@ -27,7 +27,7 @@ fn crlf(file: &[u8]) -> Vec<u8> {
 
 fn stream(file: &[u8], size: u64) -> std::io::Result<Vec<u8>> {
     block_on(async {
-        let mut reader = CrlfReader::new(Cursor::new(file.to_vec()), size, None);
+        let mut reader = CrlfReader::new(Reading(Cursor::new(file.to_vec())), size, None);
         let mut out = Vec::new();
         reader.read_to_end(&mut out).await.map(|_| out)
     })

@@ -134,6 +134,8 @@ pub const TEMPLATES: &[Template] = &[
 /// English phrases that appear as arguments of texts ([`Arg::Term`]); catalogs translate
 /// them in their `terms` table.
 pub const TERMS: &[&str] = &[
+    "a user name",
+    "a user name and a digest",
     "a password",
     "a message number",
     "a message number and a line count",

@@ -53,12 +53,11 @@ pub trait Fill {
     fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<io::Result<usize>>;
 }
 
-/// Any `AsyncRead` as a [`Fill`] source: reads into the reader's buffer (the tests' sources).
-#[cfg(test)]
+/// Any `AsyncRead` as a [`Fill`] source: reads into the reader's buffer (the tests' and the fuzz
+/// targets' sources).
 #[derive(Debug)]
 pub struct Reading<R>(pub R);
 
-#[cfg(test)]
 impl<R: AsyncRead + Unpin> Fill for Reading<R> {
     fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_read(cx, buf)

@@ -70,6 +70,7 @@ pub use store::Maildir;
 /// targets in `fuzz/`; not API.
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::body::Reading;
     pub use crate::import::{Vars, parse_courier, parse_dovecot};
     pub use crate::name::{base, cur_name, uidl, w_size, with_seen};
     pub use crate::sizes::{CrlfCounter, completion};

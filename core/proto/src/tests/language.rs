@@ -50,6 +50,33 @@ fn selected_language_translates_core_texts_but_not_protocol_data() {
     );
 }
 
+/// Found by the session fuzz target: USER without a name used a phrase missing from TERMS (a
+/// debug assertion; in release it would have stayed English in every language).
+#[test]
+fn every_missing_argument_phrase_is_a_term() {
+    let mut driver = Driver::new(test_options());
+    driver.session.set_language(Some(german()));
+    driver.feed(b"USER\r\nAPOP\r\nPASS\r\n");
+    let out = driver.replies();
+    assert!(out.contains("-ERR USER braucht "), "{out}");
+    // Every argument error of every command (Text::term asserts that its phrase is a term).
+    for line in ["USER", "APOP", "APOP x", "PASS"] {
+        let mut driver = Driver::new(test_options());
+        driver.session.set_language(Some(german()));
+        driver.feed(format!("{line}\r\n").as_bytes());
+        assert!(driver.replies().starts_with("-ERR"), "{line}");
+    }
+    for line in [
+        "RETR", "DELE", "TOP", "TOP 1", "LIST x", "TOP 1 x", "RETR x", "UIDL x",
+    ] {
+        let mut driver = logged_in();
+        driver.session.set_language(Some(german()));
+        driver.feed(format!("{line}\r\n").as_bytes());
+        let out = String::from_utf8_lossy(&driver.out).into_owned();
+        assert!(out.starts_with("-ERR"), "{line}: {out}");
+    }
+}
+
 #[test]
 fn untranslated_texts_stay_english_and_english_can_be_selected_again() {
     let mut driver = logged_in();
