@@ -53,7 +53,7 @@ pub trait Fill {
     fn poll_fill(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<io::Result<usize>>;
 }
 
-/// Any `AsyncRead` as a [`Fill`] source: reads into the reader's buffer (the tests' and the fuzz
+/// Any `AsyncRead` as a `Fill` source: reads into the reader's buffer (the tests' and the fuzz
 /// targets' sources).
 #[derive(Debug)]
 pub struct Reading<R>(pub R);
