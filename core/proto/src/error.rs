@@ -185,12 +185,11 @@ impl ProtoError {
 /// The English text of [`crate::text::TEMPLATES`], or the plugin's own text.
 impl fmt::Display for ProtoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.text(), self) {
-            (Some(text), _) => text.fmt(f),
-            (None, Self::SaslFailed(text) | Self::Temporary(text) | Self::Permanent(text)) => {
+        match self {
+            Self::SaslFailed(text) | Self::Temporary(text) | Self::Permanent(text) => {
                 f.write_str(text)
             }
-            (None, _) => f.write_str("error"),
+            core => core.text().map_or(Ok(()), |text| text.fmt(f)),
         }
     }
 }

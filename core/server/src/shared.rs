@@ -29,6 +29,8 @@ pub struct Shared {
     hostname: String,
     extension_verbs: Vec<ExtensionVerb>,
     extension_capabilities: ExtensionCapabilities,
+    /// An extension offers RFC 6856's `UTF8`, so non-ASCII user names need it first.
+    utf8_offered: bool,
 }
 
 /// What the extensions' verb-less CAPA lines add to every session's options.
@@ -122,6 +124,7 @@ impl Shared {
                 .iter()
                 .flat_map(|e| e.capabilities().iter().map(String::as_str)),
         );
+        let utf8_offered = plugins.offers_utf8();
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
         let penalties = Penalties::with_table(
             config.limits.auth_penalty_max,
@@ -135,6 +138,7 @@ impl Shared {
             penalties,
             state,
             hostname,
+            utf8_offered,
             extension_verbs,
             extension_capabilities,
         }
@@ -189,7 +193,7 @@ impl Shared {
             max_bad_commands_transaction: limits.max_bad_commands,
             max_bad_commands_authorization: limits.max_bad_commands_before_login,
             extension_verbs: self.extension_verbs.clone(),
-            utf8_users_need_command: self.plugins.offers_utf8(),
+            utf8_users_need_command: self.utf8_offered,
             login_delay: self.extension_capabilities.login_delay,
             expire: self.extension_capabilities.expire,
             extra_capabilities: self.extension_capabilities.lines.clone(),

@@ -1,8 +1,7 @@
 //! Extension verbs, and the RFC 6856 session changes their replies ask for.
 
-use super::{Driver, FLUSH_AT};
-use futures_lite::AsyncReadExt;
-use poppet_proto::{BodyEncoder, Progress, Response, ResponseCode, Text};
+use super::{Driver, Streamed};
+use poppet_proto::{BodyEncoder, Response, ResponseCode, Text};
 use poppet_sdk::BoxedReader;
 
 impl Driver<'_> {
@@ -84,38 +83,26 @@ impl Driver<'_> {
         mut body: BoxedReader,
     ) -> std::io::Result<()> {
         let mark = self.out.len();
-        let mut flushed = false;
         first.encode(&mut self.out);
         let mut encoder = BodyEncoder::new(None);
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = match body.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) if !flushed => {
-                    log::error!("session {}: extension reply failed: {e}", self.conn.id);
-                    self.out.truncate(mark);
-                    let text = Text::new("extension-failed");
-                    let reply = Response::err_text(Some(ResponseCode::SysTemp), text);
-                    self.session.extension_completed(reply);
-                    return Ok(());
-                }
-                Err(e) => {
-                    log::error!(
-                        "session {}: extension reply failed mid-stream, closing: {e}",
-                        self.conn.id
-                    );
-                    return Err(e);
-                }
-            };
-            if n == 0 {
-                break;
+        match self
+            .stream_body(&mut body, &mut encoder, mark, 16 * 1024)
+            .await?
+        {
+            Streamed::Done { .. } => {}
+            Streamed::TakenBack(e) => {
+                log::error!("session {}: extension reply failed: {e}", self.conn.id);
+                let text = Text::new("extension-failed");
+                let reply = Response::err_text(Some(ResponseCode::SysTemp), text);
+                self.session.extension_completed(reply);
+                return Ok(());
             }
-            if encoder.encode(&buf[..n], &mut self.out) == Progress::Done {
-                break;
-            }
-            if self.out.len() >= FLUSH_AT {
-                self.flush().await?;
-                flushed = true;
+            Streamed::Broken(e) => {
+                log::error!(
+                    "session {}: extension reply failed mid-stream, closing: {e}",
+                    self.conn.id
+                );
+                return Err(e);
             }
         }
         encoder.finish(&mut self.out);

@@ -28,6 +28,18 @@ const READ_CHUNK: usize = 4096;
 /// buffers whatever the message size.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// How streaming a multi-line body ([`Driver::stream_body`]) ended.
+enum Streamed {
+    /// The body was encoded whole (its terminating line not yet written); `read` octets came in.
+    Done { read: u64 },
+    /// Reading failed before anything of the reply was flushed: the output was cut back to the
+    /// reply's start, so the caller can answer `-ERR` instead.
+    TakenBack(io::Error),
+    /// Reading failed after part of the reply was on the wire: the connection must close, so the
+    /// client cannot take a short reply for a whole one.
+    Broken(io::Error),
+}
+
 /// How a session ended, for the logout line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -426,6 +438,43 @@ impl Driver<'_> {
                 "session {}: session-end hooks took longer than {AT_QUIT_TIMEOUT:?}; abandoned",
                 self.conn.id
             );
+        }
+    }
+
+    /// Streams `body` through `encoder` into the output, whose reply starts at `mark`, reading
+    /// `chunk` octets at a time and flushing whenever the buffer reaches `FLUSH_AT` (memory stays
+    /// flat in the body's size). The one loop for RETR/TOP and streamed extension replies.
+    async fn stream_body(
+        &mut self,
+        body: &mut (impl futures_lite::AsyncRead + Unpin),
+        encoder: &mut poppet_proto::BodyEncoder,
+        mark: usize,
+        chunk: usize,
+    ) -> io::Result<Streamed> {
+        let mut buf = vec![0u8; chunk];
+        let mut read = 0u64;
+        let mut flushed = false;
+        loop {
+            let n = match body.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) if !flushed => {
+                    self.out.truncate(mark);
+                    return Ok(Streamed::TakenBack(e));
+                }
+                Err(e) => return Ok(Streamed::Broken(e)),
+            };
+            if n == 0 {
+                return Ok(Streamed::Done { read });
+            }
+            read += n as u64;
+            let progress = encoder.encode(&buf[..n], &mut self.out);
+            if self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+                flushed = true;
+            }
+            if progress == poppet_proto::Progress::Done {
+                return Ok(Streamed::Done { read });
+            }
         }
     }
 

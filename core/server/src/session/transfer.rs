@@ -1,7 +1,6 @@
 //! RETR/TOP streaming and the commit at QUIT.
 
-use super::{Driver, FLUSH_AT};
-use futures_lite::AsyncReadExt;
+use super::{Driver, FLUSH_AT, Streamed};
 use poppet_proto::{CommitOutcome, Failure};
 use poppet_sdk::ErrorCode;
 
@@ -40,9 +39,7 @@ impl Driver<'_> {
                 return Ok(());
             }
         };
-        // Until the first flush, a failing body can still be taken back and answered with -ERR.
         let mark = self.out.len();
-        let mut flushed = false;
         self.session.transfer_started().encode(&mut self.out);
         let mut encoder = poppet_proto::BodyEncoder::new(top_lines);
         // No larger than the message (plus one octet, so a longer file still shows in one read):
@@ -50,46 +47,30 @@ impl Driver<'_> {
         // pipelined small RETRs.
         let chunk =
             usize::try_from(size.saturating_add(1)).map_or(BODY_CHUNK, |n| n.min(BODY_CHUNK));
-        let mut buf = vec![0u8; chunk];
-        let mut read_total = 0u64;
-        loop {
-            let n = match body.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) if !flushed => {
-                    log::error!(
-                        "session {}: message {} failed while reading: {e}",
-                        self.conn.id,
-                        index + 1
-                    );
-                    self.out.truncate(mark);
-                    let failure = Failure::Temporary("cannot read message, try again later".into());
-                    self.session.transfer_failed(failure).encode(&mut self.out);
-                    return Ok(());
-                }
-                Err(e) => {
-                    // Part of the reply is on the wire and cannot be taken back: close rather than let
-                    // a short message look complete.
-                    log::error!(
-                        "session {}: message {} failed mid-transfer: {e}",
-                        self.conn.id,
-                        index + 1
-                    );
-                    return Err(e);
-                }
-            };
-            if n == 0 {
-                break;
+        let read_total = match self
+            .stream_body(&mut body, &mut encoder, mark, chunk)
+            .await?
+        {
+            Streamed::Done { read } => read,
+            Streamed::TakenBack(e) => {
+                log::error!(
+                    "session {}: message {} failed while reading: {e}",
+                    self.conn.id,
+                    index + 1
+                );
+                let failure = Failure::Temporary("cannot read message, try again later".into());
+                self.session.transfer_failed(failure).encode(&mut self.out);
+                return Ok(());
             }
-            read_total += n as u64;
-            let progress = encoder.encode(&buf[..n], &mut self.out);
-            if self.out.len() >= FLUSH_AT {
-                self.flush().await?;
-                flushed = true;
+            Streamed::Broken(e) => {
+                log::error!(
+                    "session {}: message {} failed mid-transfer: {e}",
+                    self.conn.id,
+                    index + 1
+                );
+                return Err(e);
             }
-            if progress == poppet_proto::Progress::Done {
-                break;
-            }
-        }
+        };
         if top_lines.is_none() && read_total != size {
             log::warn!(
                 "session {}: message {} is {read_total} octets, store said {size}",
