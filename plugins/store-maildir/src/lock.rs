@@ -64,6 +64,18 @@ pub struct SessionLock {
     text: String,
     /// Set once released; a released lock is never touched again.
     released: AtomicBool,
+    /// A stale lock was cleared to take this one: a session ended without releasing (a crash).
+    took_over: bool,
+}
+
+/// What [`take_over_if_stale`] found.
+enum Found {
+    /// A live holder's lock: contention.
+    Live,
+    /// No lock any more (released between our create and our look): try again.
+    Gone,
+    /// A stale lock, now moved aside and removed: try again.
+    Cleared,
 }
 
 /// What a lock file says about its holder.
@@ -85,6 +97,7 @@ impl SessionLock {
     /// [`poppet_sdk::ErrorCode::LOCKED`].
     pub fn acquire(dir: &Path, stale_after: Duration) -> Result<SessionLock, PluginError> {
         let path = dir.join(LOCK_FILE);
+        let mut took_over = false;
         // Two rounds suffice: one to find and clear a stale lock, one to create ours. More would
         // only mean another session keeps winning the race, which is contention.
         for _ in 0..3 {
@@ -99,6 +112,7 @@ impl SessionLock {
                             id,
                             text,
                             released: AtomicBool::new(false),
+                            took_over,
                         },
                         Err(e) => {
                             let _ = fs::remove_file(&path);
@@ -112,14 +126,22 @@ impl SessionLock {
                     return Ok(lock);
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    if !take_over_if_stale(&path, stale_after)? {
-                        return Err(PluginError::locked(describe(&path)));
+                    match take_over_if_stale(&path, stale_after)? {
+                        Found::Live => return Err(PluginError::locked(describe(&path))),
+                        Found::Gone => {}
+                        Found::Cleared => took_over = true,
                     }
                 }
                 Err(e) => return Err(PluginError::io(format!("creating {}", path.display()), &e)),
             }
         }
         Err(PluginError::locked(describe(&path)))
+    }
+
+    /// Whether a stale lock was taken over to take this one, i.e. an earlier session ended without
+    /// releasing it (its server crashed or was killed), possibly leaving temporary files behind.
+    pub fn took_over(&self) -> bool {
+        self.took_over
     }
 
     /// Marks the lock as in use now (its mtime), so a long but active session is never stale.
@@ -207,8 +229,8 @@ impl Holder {
     /// This process on this host, now.
     pub fn me() -> Holder {
         Holder {
-            pid: std::process::id(),
-            host: our_host(),
+            pid: our_pid(),
+            host: our_host().to_owned(),
             instance: our_instance().map(str::to_owned),
             time: unix_now(),
         }
@@ -252,36 +274,36 @@ impl Holder {
     }
 }
 
-/// Clears the lock at `path` when it is stale. Returns whether the caller should try again.
-fn take_over_if_stale(path: &Path, stale_after: Duration) -> Result<bool, PluginError> {
+/// Clears the lock at `path` when it is stale.
+fn take_over_if_stale(path: &Path, stale_after: Duration) -> Result<Found, PluginError> {
     let (meta, text) = match (fs::symlink_metadata(path), fs::read(path)) {
         (Ok(meta), Ok(text)) => (meta, text),
         // Released between our create and our look: try again.
-        (Err(e), _) | (_, Err(e)) if e.kind() == ErrorKind::NotFound => return Ok(true),
+        (Err(e), _) | (_, Err(e)) if e.kind() == ErrorKind::NotFound => return Ok(Found::Gone),
         (Err(e), _) | (_, Err(e)) => return Err(PluginError::io("reading the lock file", &e)),
     };
     let holder = Holder::parse(&String::from_utf8_lossy(&text));
     let Some(reason) = stale_reason(holder.as_ref(), meta.modified().ok(), stale_after) else {
-        return Ok(false);
+        return Ok(Found::Live);
     };
     // Move the stale file aside under a name of our own, then check it is the file we judged: if
     // another session took it over first, what we moved is its fresh lock, and we put it back.
     let aside = path.with_extension(format!("lock.stale.{}.{}", std::process::id(), nanos()));
     match fs::rename(path, &aside) {
         Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Found::Gone),
         Err(e) => return Err(PluginError::io("moving the stale lock aside", &e)),
     }
     let moved = fs::symlink_metadata(&aside).map(|m| (m.dev(), m.ino()));
     if moved.is_ok_and(|id| id == (meta.dev(), meta.ino())) {
         log::info!("{}: taking over a stale lock ({reason})", path.display());
         let _ = fs::remove_file(&aside);
-        Ok(true)
+        Ok(Found::Cleared)
     } else {
         // `hard_link` fails rather than replace a lock created in the meantime.
         let _ = fs::hard_link(&aside, path);
         let _ = fs::remove_file(&aside);
-        Ok(false)
+        Ok(Found::Live)
     }
 }
 
@@ -307,7 +329,7 @@ fn dead_holder(h: &Holder) -> Option<String> {
     if h.host != our_host() {
         return None;
     }
-    if h.pid == std::process::id() {
+    if h.pid == our_pid() {
         // Ours, or an earlier run that had our pid: the instance tells (unknown: keep it).
         let (theirs, ours) = (h.instance.as_deref()?, our_instance()?);
         return (theirs != ours).then(|| {
@@ -348,11 +370,23 @@ fn describe(path: &Path) -> String {
     }
 }
 
-fn our_host() -> String {
-    // A host name with a line break would break the file format; none has one in practice.
-    gethostname::gethostname()
-        .to_string_lossy()
-        .replace(['\n', '\r'], "?")
+/// This process's id, asked once: every login takes a lock, and `getpid` is a system call. The
+/// server never forks after loading its plugins.
+fn our_pid() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
+/// This host's name, asked once (as Dovecot does): every login takes a lock, and each asking is a
+/// system call.
+fn our_host() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        // A host name with a line break would break the file format; none has one in practice.
+        gethostname::gethostname()
+            .to_string_lossy()
+            .replace(['\n', '\r'], "?")
+    })
 }
 
 /// This process's instance id (see the module docs), read once.

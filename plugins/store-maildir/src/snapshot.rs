@@ -64,6 +64,8 @@ pub struct Snapshot {
     pub messages: Vec<MessageInfo>,
     /// Where the sizes came from.
     pub stats: SizeStats,
+    /// `cur/` was listed: it changed since the cache's listing (or there was none).
+    pub listed_cur: bool,
 }
 
 /// The delivery time in seconds at the start of a maildir file name, if it has one.
@@ -183,7 +185,10 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
         import::ImportedList::new()
     });
     let uidls = served_uidls(dir, &entries, &imported);
-    let mut snapshot = Snapshot::default();
+    let mut snapshot = Snapshot {
+        listed_cur: !from_listing,
+        ..Snapshot::default()
+    };
     snapshot.entries.reserve(entries.len());
     snapshot.messages.reserve(entries.len());
     let mut cache_it = Vec::with_capacity(entries.len());

@@ -345,3 +345,39 @@ fn messages_retrieved_in_order_are_read_ahead_and_still_exact() {
         );
     }
 }
+
+#[test]
+fn leftovers_are_looked_for_after_a_crash_or_new_mail_not_on_every_login() {
+    let f = Fixture::new();
+    f.deliver("una", "cur", "1.a:2,", b"x\n", 1);
+    let dir = f.maildir("una");
+    // `cur/` unchanged for long: the first open lists it and keeps the listing in the cache.
+    std::fs::File::open(dir.join("cur"))
+        .and_then(|d| d.set_modified(UNIX_EPOCH + Duration::from_secs(1000)))
+        .expect("age cur/");
+    drop(f.open("una").expect("first open"));
+    let plant = |name: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, b"").expect("plant");
+        set_mtime(&path, 1000);
+        path
+    };
+    let leftover = plant("poppet-sizes.tmp.4242.1");
+    // An ordinary login, `cur/` unchanged: the maildir itself is not listed.
+    drop(f.open("una").expect("second open"));
+    assert!(leftover.exists(), "not looked for on an ordinary login");
+    // A crashed session's lock (a pid that cannot exist) is taken over, and leftovers go too.
+    let dead = Holder {
+        pid: 4_000_000_000,
+        ..Holder::me()
+    };
+    std::fs::write(dir.join(LOCK_FILE), dead.to_text()).expect("dead lock");
+    drop(f.open("una").expect("takeover"));
+    assert!(!leftover.exists(), "removed after the takeover");
+    // New mail means `cur/` is listed again, and the maildir is looked at too.
+    let leftover = plant("poppet-pop3.lock.stale.4242.2");
+    f.deliver("una", "new", "2.b", b"y\n", 2);
+    let maildrop = f.open("una").expect("open with new mail");
+    assert_eq!(maildrop.messages().len(), 2);
+    assert!(!leftover.exists(), "removed when cur/ was listed");
+}
