@@ -21,6 +21,7 @@
 //! spaces (no CRLF injection) and cap the first line at 512 octets.
 
 use crate::text::{Catalog, Text};
+use std::fmt::{self, Write as _};
 
 /// The status indicator of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,9 @@ pub struct Response {
     status: Status,
     code: Option<ResponseCode>,
     text: String,
-    lines: Option<Vec<String>>,
+    /// The multi-line body: every line sanitized and followed by CRLF, not yet byte-stuffed. One
+    /// buffer, not a `String` per line: a UIDL listing of a large maildrop is one allocation.
+    lines: Option<String>,
     source: Option<Text>,
 }
 
@@ -152,18 +155,22 @@ impl Response {
     }
 
     /// Makes this a multi-line response with the given body lines (without CRLF, without
-    /// byte-stuffing; [`Response::encode`] adds both and the terminating `.`).
-    pub fn with_lines<I, S>(mut self, lines: I) -> Self
+    /// byte-stuffing; [`Response::encode`] adds both and the terminating `.`). Each line is
+    /// written straight into the body's buffer, so a listing needs no `String` per line.
+    pub fn with_lines<I>(mut self, lines: I) -> Self
     where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
+        I: IntoIterator,
+        I::Item: fmt::Display,
     {
-        self.lines = Some(
-            lines
-                .into_iter()
-                .map(|line| sanitize(&line.into()))
-                .collect(),
-        );
+        let mut body = String::new();
+        for line in lines {
+            let start = body.len();
+            // Writing into a `String` cannot fail.
+            let _ = write!(body, "{line}");
+            sanitize_from(&mut body, start);
+            body.push_str("\r\n");
+        }
+        self.lines = Some(body);
         self
     }
 
@@ -203,9 +210,12 @@ impl Response {
         &self.text
     }
 
-    /// The multi-line body, if this is a multi-line response.
-    pub fn lines(&self) -> Option<&[String]> {
-        self.lines.as_deref()
+    /// The multi-line body's lines (not byte-stuffed), if this is a multi-line response.
+    pub fn lines(&self) -> Option<Vec<&str>> {
+        // Lines hold no CR or LF (they were sanitized), so CRLF splits them exactly.
+        self.lines
+            .as_deref()
+            .map(|body| body.split_terminator("\r\n").collect())
     }
 
     /// Appends the wire form to `out`: CRLF lines, a byte-stuffed body and `.\r\n` for
@@ -222,13 +232,17 @@ impl Response {
             out.extend_from_slice(self.text.as_bytes());
         }
         out.extend_from_slice(b"\r\n");
-        if let Some(lines) = &self.lines {
-            for line in lines {
-                if line.starts_with('.') {
-                    out.push(b'.');
+        if let Some(body) = &self.lines {
+            let bytes = body.as_bytes();
+            if bytes.first() == Some(&b'.') || memchr::memmem::find(bytes, b"\n.").is_some() {
+                for line in body.split_inclusive("\r\n") {
+                    if line.starts_with('.') {
+                        out.push(b'.');
+                    }
+                    out.extend_from_slice(line.as_bytes());
                 }
-                out.extend_from_slice(line.as_bytes());
-                out.extend_from_slice(b"\r\n");
+            } else {
+                out.extend_from_slice(bytes);
             }
             out.extend_from_slice(b".\r\n");
         }
@@ -247,6 +261,18 @@ fn sanitize(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+/// [`sanitize`]s `text[start..]` in place. Control characters are C0, DEL and C1 (U+0080 to
+/// U+009F, which UTF-8 writes as 0xC2 0x80-0x9F): octets that pass the quick test cannot be one,
+/// so the usual line is only scanned.
+fn sanitize_from(text: &mut String, start: usize) {
+    let suspect = |b: &u8| *b < 0x20 || *b == 0x7f || *b == 0xc2;
+    if text.as_bytes()[start..].iter().any(suspect) {
+        let clean = sanitize(&text[start..]);
+        text.truncate(start);
+        text.push_str(&clean);
+    }
 }
 
 /// Cuts `text` to at most `max` octets without splitting a character.
@@ -312,6 +338,20 @@ mod tests {
     fn control_characters_cannot_inject_lines() {
         let response = Response::err(None, "bad\r\n+OK fake").with_lines(["a\r\nb"]);
         assert_eq!(wire(&response), "-ERR bad  +OK fake\r\na  b\r\n.\r\n");
+    }
+
+    #[test]
+    fn body_lines_lose_c0_del_and_c1_controls_but_keep_other_text() {
+        let response =
+            Response::ok("x").with_lines(["a\u{85}b\u{7f}c", "\u{a0}caf\u{e9}", ".d\te"]);
+        assert_eq!(
+            wire(&response),
+            "+OK x\r\na b c\r\n\u{a0}caf\u{e9}\r\n..d e\r\n.\r\n"
+        );
+        assert_eq!(
+            response.lines(),
+            Some(vec!["a b c", "\u{a0}caf\u{e9}", ".d e"])
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Maildrop {
             }
             Command::List(None) => {
                 let (count, octets) = self.totals();
-                let lines = self.live().map(|(n, meta)| format!("{n} {}", meta.size));
+                let lines = self.live().map(|(n, meta)| Pair(n, meta.size));
                 Response::ok_text(
                     Text::new("list-summary")
                         .arg("count", count)
@@ -98,7 +98,7 @@ impl Maildrop {
                 Response::ok(format!("{msg} {}", meta.size))
             }
             Command::Uidl(None) => {
-                let lines = self.live().map(|(n, meta)| format!("{n} {}", meta.uidl));
+                let lines = self.live().map(|(n, meta)| Pair(n, &meta.uidl));
                 Response::ok_text(Text::new("uidl-listing")).with_lines(lines)
             }
             Command::Uidl(Some(msg)) => {
@@ -208,5 +208,14 @@ impl Session {
             self.stats.retr += 1;
             self.stats.retr_octets = self.stats.retr_octets.saturating_add(size);
         }
+    }
+}
+
+/// A listing line, `<message number> <value>`, written without a `String` of its own.
+struct Pair<A, B>(A, B);
+
+impl<A: std::fmt::Display, B: std::fmt::Display> std::fmt::Display for Pair<A, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0, self.1)
     }
 }

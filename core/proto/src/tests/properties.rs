@@ -227,7 +227,10 @@ proptest! {
         prop_assert_eq!(got_status, response.status());
         prop_assert_eq!(got_code.as_deref(), response.code().map(ResponseCode::as_str));
         prop_assert_eq!(got_text.as_str(), response.text());
-        prop_assert_eq!(got_lines.as_deref(), response.lines());
+        let got_lines: Option<Vec<&str>> = got_lines
+            .as_ref()
+            .map(|lines| lines.iter().map(String::as_str).collect());
+        prop_assert_eq!(got_lines, response.lines());
     }
 
     #[test]
