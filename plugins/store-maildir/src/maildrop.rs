@@ -22,7 +22,7 @@ use crate::chunks::FileChunks;
 use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name::{self, FxHashSet};
-use crate::readahead::{self, ReadAhead, Whole};
+use crate::readahead::{self, Found, ReadAhead, Whole};
 use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
 use blocking::Task;
@@ -105,6 +105,34 @@ fn preloaded(whole: Whole, size: u64, flag: Option<ReadFlag>) -> CrlfReader<Sour
     CrlfReader::preloaded(Source::Drained, whole.data, whole.filled, size, flag)
 }
 
+/// What a retrieval needs to read ahead.
+struct Ahead {
+    cur: PathBuf,
+    entries: Arc<[Entry]>,
+    state: Arc<Mutex<ReadAhead>>,
+}
+
+impl Ahead {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadAhead> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts reading the next batch on the pool when `state` says one is due after `index`.
+    fn start(&self, state: &mut ReadAhead, index: usize, in_order: bool) {
+        let Some(from) = state.prefetch_from(index, in_order) else {
+            return;
+        };
+        if from >= self.entries.len() {
+            return;
+        }
+        let (cur, entries) = (self.cur.clone(), Arc::clone(&self.entries));
+        state.reading(
+            from,
+            blocking::unblock(move || readahead::read_from(&cur, &entries, from)),
+        );
+    }
+}
+
 /// What is needed to record a message's true size.
 #[derive(Debug)]
 struct Recorder {
@@ -184,54 +212,65 @@ impl poppet_sdk::Maildrop for MaildirDrop {
     }
 
     fn retrieve(&self, index: usize) -> impl Future<Output = Result<Body, PluginError>> + Send {
-        let found = self.entries.get(index).zip(self.messages.get(index));
-        let (ready, in_order) = self
-            .read_ahead
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retrieving(index);
-        let ready = ready.zip(found).map(|(whole, (entry, info))| {
-            let flag = Some(ReadFlag::new(Arc::clone(&self.read_through), index));
-            Body::new(
-                preloaded(whole, info.size, flag),
-                Recorder::new(&self.dir, entry, info),
-            )
-        });
-        let job = found.filter(|_| ready.is_none()).map(|(entry, info)| {
-            let dir = self.dir.clone();
-            let entries = Arc::clone(&self.entries);
-            let read_ahead = Arc::clone(&self.read_ahead);
-            let recorder = Recorder::new(&self.dir, entry, info);
-            let lock = self.lock.clone();
-            let size = info.size;
-            let flag = Some(ReadFlag::new(Arc::clone(&self.read_through), index));
-            move || -> Result<Body, PluginError> {
+        let found = self
+            .entries
+            .get(index)
+            .zip(self.messages.get(index))
+            .map(|(entry, info)| {
+                let flag = Some(ReadFlag::new(Arc::clone(&self.read_through), index));
+                (Recorder::new(&self.dir, entry, info), flag)
+            });
+        let ahead = Ahead {
+            cur: self.dir.join("cur"),
+            entries: Arc::clone(&self.entries),
+            state: Arc::clone(&self.read_ahead),
+        };
+        let found_ahead = {
+            let mut state = ahead.lock();
+            let found_ahead = state.retrieving(index);
+            if let Found::Missed { in_order } = found_ahead {
+                // The next messages are read while this one is.
+                ahead.start(&mut state, index, in_order);
+            }
+            found_ahead
+        };
+        let lock = self.lock.clone();
+        async move {
+            let Some((recorder, flag)) = found else {
+                return Err(PluginError::new(
+                    ErrorCode::NOT_FOUND,
+                    format!("no message {}", index.saturating_add(1)),
+                ));
+            };
+            let size = recorder.advertised;
+            let whole = match found_ahead {
+                Found::Ready(whole) => {
+                    ahead.start(&mut ahead.lock(), index, true);
+                    Some(whole)
+                }
+                Found::Reading(batch) => {
+                    let read = batch.await;
+                    let mut state = ahead.lock();
+                    state.store(read);
+                    let whole = state.take(index);
+                    ahead.start(&mut state, index, true);
+                    whole
+                }
+                Found::Missed { .. } => None,
+            };
+            if let Some(whole) = whole {
+                return Ok(Body::new(preloaded(whole, size, flag), recorder));
+            }
+            blocking::unblock(move || -> Result<Body, PluginError> {
                 // The lock is kept fresh by the store's refresher thread, not per retrieval (a
                 // utimensat per RETR showed up in the benchmark's syscall counts).
                 drop(lock);
-                let cur = dir.join("cur");
-                let file = open_message(&cur, &recorder.entry)?;
+                let file = open_message(&ahead.cur, &recorder.entry)?;
                 let reader = reader(file, recorder.entry.id.len, size, flag)
                     .map_err(|e| PluginError::io("reading a message", &e))?;
-                if in_order {
-                    let read = readahead::read_after(&cur, &entries, index);
-                    read_ahead
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .store(read);
-                }
                 Ok(Body::new(reader, recorder))
-            }
-        });
-        async move {
-            match (ready, job) {
-                (Some(body), _) => Ok(body),
-                (None, Some(job)) => blocking::unblock(job).await,
-                (None, None) => Err(PluginError::new(
-                    ErrorCode::NOT_FOUND,
-                    format!("no message {}", index.saturating_add(1)),
-                )),
-            }
+            })
+            .await
         }
     }
 

@@ -7,6 +7,11 @@
 //! per message. So once a client retrieves message `n + 1` right after message `n`, the retrieval
 //! job also reads the next few small messages, and their RETRs are answered from memory.
 //!
+//! The next batch is read while the current one is being sent: when a retrieval takes the first
+//! message of a batch, or misses, the reading of the following messages starts at once on the
+//! pool ([`ReadAhead::prefetch_from`]), so reading files and writing to the client overlap instead
+//! of taking turns (one batch ahead at most).
+//!
 //! What is read ahead is bounded ([`BYTES`], [`COUNT`]) and kept only briefly ([`KEEP`]): a
 //! message read ahead but asked for later than that is read again, so a message deleted or
 //! replaced meanwhile by another program is noticed as it would be without read-ahead. A message
@@ -17,17 +22,20 @@
 use crate::body::CHUNK;
 use crate::files::FileId;
 use crate::snapshot::Entry;
+use blocking::Task;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Octets read ahead at most per session: as much as one body buffer, so a session's memory stays
-/// bounded by the same figure whatever it retrieves.
-pub const BYTES: usize = CHUNK;
+/// Octets read ahead at most per batch, two body buffers: a session holds at most two batches
+/// (one being sent, one being read), so its memory stays bounded whatever it retrieves. Larger
+/// batches mean fewer handoffs to the pool: 64 KiB batches read one after the other made 105k
+/// pipelined 4 KiB RETRs per second in the benchmark, 128 KiB batches read one ahead 140-150k.
+pub const BYTES: usize = 2 * CHUNK;
 /// Messages read ahead at most in one batch.
-pub const COUNT: usize = 32;
+pub const COUNT: usize = 64;
 /// How long a message read ahead is served from memory. A pipelining client asks for it within
 /// milliseconds; a client that waits longer gets it read again.
 pub const KEEP: Duration = Duration::from_secs(1);
@@ -68,12 +76,12 @@ pub fn read_whole(file: &mut File, len: u64) -> io::Result<Option<Whole>> {
     Ok((filled <= len).then_some(Whole { data, filled }))
 }
 
-/// Reads the messages after `index` ahead, as many as the bounds allow, stopping at the first one
-/// that is large or not simply where the snapshot saw it.
-pub fn read_after(cur: &Path, entries: &[Entry], index: usize) -> Vec<(usize, Whole)> {
+/// Reads messages from `from` on, as many as the bounds allow, stopping at the first one that is
+/// large or not simply where the snapshot saw it.
+pub fn read_from(cur: &Path, entries: &[Entry], from: usize) -> Vec<(usize, Whole)> {
     let mut budget = BYTES;
     let mut read = Vec::new();
-    for (at, entry) in entries.iter().enumerate().skip(index + 1).take(COUNT) {
+    for (at, entry) in entries.iter().enumerate().skip(from).take(COUNT) {
         let Ok(len) = usize::try_from(entry.id.len) else {
             break;
         };
@@ -97,6 +105,21 @@ pub fn read_after(cur: &Path, entries: &[Entry], index: usize) -> Vec<(usize, Wh
     read
 }
 
+/// A batch being read ahead on the blocking pool.
+pub type Batch = Task<Vec<(usize, Whole)>>;
+
+/// What a retrieval finds in the read-ahead state.
+#[derive(Debug)]
+pub enum Found {
+    /// Read ahead: served from memory.
+    Ready(Whole),
+    /// Its batch is being read right now: wait for it, [`ReadAhead::store`] it and look again
+    /// with [`ReadAhead::take`].
+    Reading(Batch),
+    /// Not read ahead; `in_order` says whether the client retrieves in order.
+    Missed { in_order: bool },
+}
+
 /// The read-ahead state of one session.
 #[derive(Debug, Default)]
 pub struct ReadAhead {
@@ -106,16 +129,29 @@ pub struct ReadAhead {
     ready: VecDeque<(usize, Whole)>,
     /// When `ready` was read.
     read_at: Option<Instant>,
+    /// The batch being read, and the message it starts at.
+    reading: Option<(usize, Batch)>,
 }
 
 impl ReadAhead {
-    /// Notes a retrieval of `index`. Returns the message if it was read ahead (and recently), and
-    /// whether the client is retrieving in order (so the retrieval job should read ahead).
-    pub fn retrieving(&mut self, index: usize) -> (Option<Whole>, bool) {
+    /// Notes a retrieval of `index` and finds it.
+    pub fn retrieving(&mut self, index: usize) -> Found {
         let in_order = self
             .last
             .is_some_and(|last| last.checked_add(1) == Some(index));
         self.last = Some(index);
+        if let Some(whole) = self.take(index) {
+            return Found::Ready(whole);
+        }
+        match self.reading.take() {
+            Some((from, batch)) if from == index && in_order => Found::Reading(batch),
+            // Dropping a batch nobody will ask for cancels it, or lets it finish unseen.
+            _ => Found::Missed { in_order },
+        }
+    }
+
+    /// Message `index` if it was read ahead (and recently); what comes before it is dropped.
+    pub fn take(&mut self, index: usize) -> Option<Whole> {
         if self.read_at.is_none_or(|at| at.elapsed() >= KEEP) {
             self.ready.clear();
         }
@@ -123,15 +159,15 @@ impl ReadAhead {
             self.ready.pop_front();
         }
         match self.ready.front() {
-            Some((at, _)) if *at == index => (self.ready.pop_front().map(|(_, w)| w), in_order),
+            Some((at, _)) if *at == index => self.ready.pop_front().map(|(_, w)| w),
             _ => {
                 self.ready.clear();
-                (None, in_order)
+                None
             }
         }
     }
 
-    /// Keeps what a retrieval job read ahead.
+    /// Keeps what was read ahead.
     pub fn store(&mut self, read: Vec<(usize, Whole)>) {
         if read.is_empty() {
             return;
@@ -139,11 +175,29 @@ impl ReadAhead {
         self.ready = read.into();
         self.read_at = Some(Instant::now());
     }
+
+    /// Where the next batch should start, if one should be read now: the client retrieves in
+    /// order (it just took message `index` in order, from memory or not) and nothing is being
+    /// read. The batch starts after what is ready (or after `index`): one batch ahead at most, so
+    /// a session holds at most two batches ([`BYTES`] each). Starting it at once, not when half
+    /// of the ready one is sent, gave 15% more pipelined RETRs.
+    pub fn prefetch_from(&self, index: usize, in_order: bool) -> Option<usize> {
+        if !in_order || self.reading.is_some() {
+            return None;
+        }
+        let after = self.ready.back().map_or(index, |(at, _)| *at);
+        Some(after.saturating_add(1))
+    }
+
+    /// Notes the batch now being read from `from` on.
+    pub fn reading(&mut self, from: usize, batch: Batch) {
+        self.reading = Some((from, batch));
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{ReadAhead, Whole};
+    use super::{COUNT, Found, ReadAhead, Whole};
 
     fn whole(byte: u8) -> Whole {
         Whole {
@@ -152,21 +206,70 @@ mod tests {
         }
     }
 
+    fn first_byte(found: Found) -> Option<u8> {
+        match found {
+            Found::Ready(w) => Some(w.data[0]),
+            _ => None,
+        }
+    }
+
     #[test]
     fn serves_in_order_and_forgets_on_a_jump() {
         let mut ahead = ReadAhead::default();
-        assert!(matches!(ahead.retrieving(0), (None, false)));
-        assert!(matches!(ahead.retrieving(1), (None, true)));
+        assert!(matches!(
+            ahead.retrieving(0),
+            Found::Missed { in_order: false }
+        ));
+        assert!(matches!(
+            ahead.retrieving(1),
+            Found::Missed { in_order: true }
+        ));
         ahead.store(vec![(2, whole(b'c')), (3, whole(b'd')), (4, whole(b'e'))]);
-        let (hit, in_order) = ahead.retrieving(2);
-        assert_eq!(hit.map(|w| w.data[0]), Some(b'c'));
-        assert!(in_order);
+        assert_eq!(first_byte(ahead.retrieving(2)), Some(b'c'));
         // Skipping one drops it; going back drops everything.
-        let (hit, in_order) = ahead.retrieving(4);
-        assert_eq!(hit.map(|w| w.data[0]), Some(b'e'));
-        assert!(!in_order);
+        assert_eq!(first_byte(ahead.retrieving(4)), Some(b'e'));
         ahead.store(vec![(5, whole(b'f'))]);
-        assert!(matches!(ahead.retrieving(1), (None, false)));
-        assert!(matches!(ahead.retrieving(5), (None, false)));
+        assert!(matches!(
+            ahead.retrieving(1),
+            Found::Missed { in_order: false }
+        ));
+        assert!(matches!(
+            ahead.retrieving(5),
+            Found::Missed { in_order: false }
+        ));
+    }
+
+    #[test]
+    fn the_next_batch_is_read_while_one_is_ready_and_only_one_at_a_time() {
+        let mut ahead = ReadAhead::default();
+        // Out of order: nothing to read ahead.
+        assert_eq!(ahead.prefetch_from(7, false), None);
+        // A miss in order: read from the next message on.
+        assert_eq!(ahead.prefetch_from(1, true), Some(2));
+        // A batch ready: the next one starts after its last message.
+        ahead.store((2..2 + COUNT).map(|i| (i, whole(i as u8))).collect());
+        assert_eq!(first_byte(ahead.retrieving(2)), Some(2));
+        for i in 3..2 + COUNT / 2 {
+            assert_eq!(first_byte(ahead.retrieving(i)), Some(i as u8));
+        }
+        assert_eq!(
+            ahead.prefetch_from(COUNT / 2 + 1, true),
+            Some(2 + COUNT),
+            "the batch after the ready one"
+        );
+        // While a batch is being read, no second one.
+        ahead.reading(2 + COUNT, blocking::unblock(Vec::new));
+        assert_eq!(ahead.prefetch_from(COUNT / 2 + 1, true), None);
+        // The batch is waited for only by the retrieval it starts at, in order.
+        for i in 2 + COUNT / 2..2 + COUNT {
+            assert!(matches!(ahead.retrieving(i), Found::Ready(_)));
+        }
+        assert!(matches!(ahead.retrieving(2 + COUNT), Found::Reading(_)));
+        ahead.reading(40, blocking::unblock(Vec::new));
+        assert!(matches!(ahead.retrieving(50), Found::Missed { .. }));
+        assert!(
+            ahead.prefetch_from(51, true).is_some(),
+            "the skipped batch was dropped"
+        );
     }
 }
