@@ -23,6 +23,8 @@ use crate::body::CHUNK;
 use crate::files::FileId;
 use crate::snapshot::Entry;
 use blocking::Task;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
@@ -78,9 +80,15 @@ pub fn read_whole(file: &mut File, len: u64) -> io::Result<Option<Whole>> {
 
 /// Reads messages from `from` on, as many as the bounds allow, stopping at the first one that is
 /// large or not simply where the snapshot saw it.
+///
+/// Files are opened relative to `cur/`, opened once per batch: a full path per file had the kernel
+/// walk every component each time (`openat` was 18% of the server's time in pipelined RETRs).
 pub fn read_from(cur: &Path, entries: &[Entry], from: usize) -> Vec<(usize, Whole)> {
     let mut budget = BYTES;
     let mut read = Vec::new();
+    let Ok(dir) = File::open(cur) else {
+        return read;
+    };
     for (at, entry) in entries.iter().enumerate().skip(from).take(COUNT) {
         let Ok(len) = usize::try_from(entry.id.len) else {
             break;
@@ -88,7 +96,10 @@ pub fn read_from(cur: &Path, entries: &[Entry], from: usize) -> Vec<(usize, Whol
         if len >= budget {
             break;
         }
-        let Ok(mut file) = File::open(cur.join(&entry.name)) else {
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let Ok(mut file) =
+            openat(&dir, entry.name.as_os_str(), flags, Mode::empty()).map(File::from)
+        else {
             break;
         };
         if !FileId::of_file(&file).is_ok_and(|id| id == entry.id) {
