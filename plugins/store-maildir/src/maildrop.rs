@@ -128,7 +128,7 @@ impl Ahead {
         let (cur, entries) = (self.cur.clone(), Arc::clone(&self.entries));
         state.reading(
             from,
-            blocking::unblock(move || readahead::read_from(&cur, &entries, from)),
+            blocking::unblock(move || readahead::read_batch(&cur, &entries, from)),
         );
     }
 }

@@ -116,8 +116,18 @@ pub fn read_from(cur: &Path, entries: &[Entry], from: usize) -> Vec<(usize, Whol
     read
 }
 
+/// Messages read ahead, and when their reading began: what counts for [`KEEP`], however long the
+/// batch then waited to be asked for.
+pub type ReadBatch = (Instant, Vec<(usize, Whole)>);
+
 /// A batch being read ahead on the blocking pool.
-pub type Batch = Task<Vec<(usize, Whole)>>;
+pub type Batch = Task<ReadBatch>;
+
+/// Reads a batch from `from` on (see [`read_from`]), noting when it began.
+pub fn read_batch(cur: &Path, entries: &[Entry], from: usize) -> ReadBatch {
+    let began = Instant::now();
+    (began, read_from(cur, entries, from))
+}
 
 /// What a retrieval finds in the read-ahead state.
 #[derive(Debug)]
@@ -179,12 +189,12 @@ impl ReadAhead {
     }
 
     /// Keeps what was read ahead.
-    pub fn store(&mut self, read: Vec<(usize, Whole)>) {
+    pub fn store(&mut self, (read_at, read): ReadBatch) {
         if read.is_empty() {
             return;
         }
         self.ready = read.into();
-        self.read_at = Some(Instant::now());
+        self.read_at = Some(read_at);
     }
 
     /// Where the next batch should start, if one should be read now: the client retrieves in
@@ -208,7 +218,12 @@ impl ReadAhead {
 
 #[cfg(test)]
 mod tests {
-    use super::{COUNT, Found, ReadAhead, Whole};
+    use super::{COUNT, Found, KEEP, ReadAhead, Whole};
+    use std::time::Instant;
+
+    fn now() -> Instant {
+        Instant::now()
+    }
 
     fn whole(byte: u8) -> Whole {
         Whole {
@@ -235,11 +250,14 @@ mod tests {
             ahead.retrieving(1),
             Found::Missed { in_order: true }
         ));
-        ahead.store(vec![(2, whole(b'c')), (3, whole(b'd')), (4, whole(b'e'))]);
+        ahead.store((
+            now(),
+            vec![(2, whole(b'c')), (3, whole(b'd')), (4, whole(b'e'))],
+        ));
         assert_eq!(first_byte(ahead.retrieving(2)), Some(b'c'));
         // Skipping one drops it; going back drops everything.
         assert_eq!(first_byte(ahead.retrieving(4)), Some(b'e'));
-        ahead.store(vec![(5, whole(b'f'))]);
+        ahead.store((now(), vec![(5, whole(b'f'))]));
         assert!(matches!(
             ahead.retrieving(1),
             Found::Missed { in_order: false }
@@ -258,7 +276,7 @@ mod tests {
         // A miss in order: read from the next message on.
         assert_eq!(ahead.prefetch_from(1, true), Some(2));
         // A batch ready: the next one starts after its last message.
-        ahead.store((2..2 + COUNT).map(|i| (i, whole(i as u8))).collect());
+        ahead.store((now(), (2..2 + COUNT).map(|i| (i, whole(i as u8))).collect()));
         assert_eq!(first_byte(ahead.retrieving(2)), Some(2));
         for i in 3..2 + COUNT / 2 {
             assert_eq!(first_byte(ahead.retrieving(i)), Some(i as u8));
@@ -269,18 +287,32 @@ mod tests {
             "the batch after the ready one"
         );
         // While a batch is being read, no second one.
-        ahead.reading(2 + COUNT, blocking::unblock(Vec::new));
+        ahead.reading(2 + COUNT, blocking::unblock(|| (now(), Vec::new())));
         assert_eq!(ahead.prefetch_from(COUNT / 2 + 1, true), None);
         // The batch is waited for only by the retrieval it starts at, in order.
         for i in 2 + COUNT / 2..2 + COUNT {
             assert!(matches!(ahead.retrieving(i), Found::Ready(_)));
         }
         assert!(matches!(ahead.retrieving(2 + COUNT), Found::Reading(_)));
-        ahead.reading(40, blocking::unblock(Vec::new));
+        ahead.reading(40, blocking::unblock(|| (now(), Vec::new())));
         assert!(matches!(ahead.retrieving(50), Found::Missed { .. }));
         assert!(
             ahead.prefetch_from(51, true).is_some(),
             "the skipped batch was dropped"
         );
+    }
+
+    #[test]
+    fn a_batch_read_longer_ago_than_keep_is_not_served_however_late_it_was_stored() {
+        let mut ahead = ReadAhead::default();
+        ahead.retrieving(0);
+        let Some(long_ago) = now().checked_sub(KEEP * 2) else {
+            return; // a clock this young cannot go back that far
+        };
+        ahead.store((long_ago, vec![(1, whole(b'b'))]));
+        assert!(matches!(
+            ahead.retrieving(1),
+            Found::Missed { in_order: true }
+        ));
     }
 }
