@@ -132,10 +132,31 @@ impl Slapd {
         }
     }
 
-    /// Sends SIGSTOP or SIGCONT: a directory that accepts connections but never answers.
+    /// Sends SIGSTOP or SIGCONT: a directory that accepts connections but never answers. Returns
+    /// once every thread of slapd is stopped (or running again): `kill` returns when the signal is
+    /// sent, and a thread still running could answer one more request (a CI run saw a login
+    /// succeed right after `-STOP`).
     fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().unwrap().id().to_string();
         run(Command::new("kill").args([signal, &pid]));
+        let want_stopped = signal == "-STOP";
+        let stopped = |stat: String| {
+            // The state follows the `(comm)` field, which may itself hold spaces.
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .is_some_and(|state| state == 'T' || state == 't')
+        };
+        let settled = || {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .unwrap()
+                .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("stat")).ok())
+                .all(|stat| stopped(stat) == want_stopped)
+        };
+        eventually(
+            &format!("slapd to take {signal}"),
+            Duration::from_secs(10),
+            settled,
+        );
     }
 
     /// The example plugin settings, pointed at this slapd; `more` is added at the end.
