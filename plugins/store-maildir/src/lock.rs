@@ -27,8 +27,8 @@
 //! - or neither its `time` nor its file's mtime is younger than the configured bound.
 //!
 //! A live session keeps the mtime fresh: the store's refresher touches every lock it holds every
-//! third of the bound (see [`crate::refresh`]). A file that
-//! cannot be parsed (a lock being written right now, or garbage) is judged by its mtime alone.
+//! third of the bound (see [`crate::refresh`]). A file that cannot be parsed (a lock being written
+//! right now, or garbage) is judged by its mtime alone.
 //! Comparing host names assumes, as every dotlock does, that a host name names one pid namespace.
 //!
 //! Before a commit deletes anything, the session checks that the file is still the one it created

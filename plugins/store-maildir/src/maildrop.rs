@@ -228,9 +228,12 @@ impl poppet_sdk::Maildrop for MaildirDrop {
         let found_ahead = {
             let mut state = ahead.lock();
             let found_ahead = state.retrieving(index);
-            if let Found::Missed { in_order } = found_ahead {
-                // The next messages are read while this one is.
-                ahead.start(&mut state, index, in_order);
+            // The next messages are read while this one is served; a batch being read is waited
+            // for first, and the next one starts once it is in.
+            match found_ahead {
+                Found::Ready(_) => ahead.start(&mut state, index, true),
+                Found::Missed { in_order } => ahead.start(&mut state, index, in_order),
+                Found::Reading(_) => {}
             }
             found_ahead
         };
@@ -244,10 +247,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
             };
             let size = recorder.advertised;
             let whole = match found_ahead {
-                Found::Ready(whole) => {
-                    ahead.start(&mut ahead.lock(), index, true);
-                    Some(whole)
-                }
+                Found::Ready(whole) => Some(whole),
                 Found::Reading(batch) => {
                     let read = batch.await;
                     let mut state = ahead.lock();

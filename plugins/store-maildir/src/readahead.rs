@@ -4,13 +4,12 @@
 //! executor, but every trip there and back costs futex wake-ups and context switches on both
 //! sides. For pipelined RETRs of small messages (RFC 2449 PIPELINING: a client "may elect to
 //! transmit a group of commands in batches") those handoffs were most of the server's time, one
-//! per message. So once a client retrieves message `n + 1` right after message `n`, the retrieval
-//! job also reads the next few small messages, and their RETRs are answered from memory.
+//! per message. So once a client retrieves message `n + 1` right after message `n`, a batch of the
+//! next small messages is read in one pool job, and their RETRs are answered from memory.
 //!
-//! The next batch is read while the current one is being sent: when a retrieval takes the first
-//! message of a batch, or misses, the reading of the following messages starts at once on the
-//! pool ([`ReadAhead::prefetch_from`]), so reading files and writing to the client overlap instead
-//! of taking turns (one batch ahead at most).
+//! That batch is read while the client is being served: a retrieval that misses or takes a
+//! message from memory starts the next batch at once ([`ReadAhead::prefetch_from`]), so reading
+//! files and writing to the client overlap instead of taking turns (one batch ahead at most).
 //!
 //! What is read ahead is bounded ([`BYTES`], [`COUNT`]) and kept only briefly ([`KEEP`]): a
 //! message read ahead but asked for later than that is read again, so a message deleted or
