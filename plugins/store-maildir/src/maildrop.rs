@@ -18,7 +18,7 @@
 //! lock.
 
 use crate::body::{CHUNK, CrlfReader, Fill, ReadFlag};
-use crate::chunks::FileChunks;
+use crate::chunks::{Buffers, FileChunks};
 use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name::{self, FxHashSet};
@@ -84,6 +84,7 @@ fn reader(
     len: u64,
     size: u64,
     flag: Option<ReadFlag>,
+    buffers: Arc<Buffers>,
 ) -> io::Result<CrlfReader<Source>> {
     if len <= CHUNK as u64 {
         if let Some(whole) = readahead::read_whole(&mut file, len)? {
@@ -94,7 +95,7 @@ fn reader(
         file.seek(std::io::SeekFrom::Start(0))?;
     }
     Ok(CrlfReader::swapping(
-        Source::File(FileChunks::new(file)),
+        Source::File(FileChunks::new(file, buffers)),
         size,
         flag,
     ))
@@ -158,6 +159,8 @@ pub struct MaildirDrop {
     lock: Option<Arc<SessionLock>>,
     /// Small messages read ahead for a client retrieving in order.
     read_ahead: Arc<Mutex<ReadAhead>>,
+    /// The store's read buffers for large messages.
+    buffers: Arc<Buffers>,
 }
 
 impl MaildirDrop {
@@ -167,6 +170,7 @@ impl MaildirDrop {
         snapshot: Snapshot,
         lock: Arc<SessionLock>,
         mark_seen: bool,
+        buffers: Arc<Buffers>,
     ) -> Self {
         let read_through = (0..snapshot.entries.len())
             .map(|_| AtomicBool::new(false))
@@ -180,6 +184,7 @@ impl MaildirDrop {
             mark_seen,
             lock: Some(lock),
             read_ahead: Arc::default(),
+            buffers,
         }
     }
 
@@ -238,6 +243,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
             found_ahead
         };
         let lock = self.lock.clone();
+        let buffers = Arc::clone(&self.buffers);
         async move {
             let Some((recorder, flag)) = found else {
                 return Err(PluginError::new(
@@ -266,7 +272,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
                 // utimensat per RETR showed up in the benchmark's syscall counts).
                 drop(lock);
                 let file = open_message(&ahead.cur, &recorder.entry)?;
-                let reader = reader(file, recorder.entry.id.len, size, flag)
+                let reader = reader(file, recorder.entry.id.len, size, flag, buffers)
                     .map_err(|e| PluginError::io("reading a message", &e))?;
                 Ok(Body::new(reader, recorder))
             })

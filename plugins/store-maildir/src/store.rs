@@ -7,6 +7,7 @@
 //! Each store instance owns one lock refresher ([`crate::refresh`]), shared by its clones, which
 //! keeps the locks of its open sessions fresh and stops when the last clone is dropped.
 
+use crate::chunks::Buffers;
 use crate::lock::SessionLock;
 use crate::maildrop::MaildirDrop;
 use crate::refresh::Refresher;
@@ -31,6 +32,8 @@ const FILE_MODE: u32 = 0o600;
 pub struct Maildir {
     settings: Arc<Settings>,
     refresher: Arc<Refresher>,
+    /// Read buffers of large transfers, shared by the store's sessions.
+    buffers: Arc<Buffers>,
 }
 
 impl Maildir {
@@ -53,6 +56,7 @@ impl Maildir {
         Maildir {
             refresher: Arc::new(Refresher::new(settings.lock_stale_after)),
             settings: Arc::new(settings),
+            buffers: Arc::default(),
         }
     }
 
@@ -72,7 +76,8 @@ impl poppet_sdk::MailStore for Maildir {
     ) -> impl Future<Output = Result<MaildirDrop, PluginError>> + Send {
         let settings = Arc::clone(&self.settings);
         let refresher = Arc::clone(&self.refresher);
-        let job = move || open_blocking(&settings, &refresher, &request);
+        let buffers = Arc::clone(&self.buffers);
+        let job = move || open_blocking(&settings, &refresher, buffers, &request);
         async move { blocking::unblock(job).await }
     }
 }
@@ -80,6 +85,7 @@ impl poppet_sdk::MailStore for Maildir {
 fn open_blocking(
     settings: &Settings,
     refresher: &Refresher,
+    buffers: Arc<Buffers>,
     request: &OpenRequest,
 ) -> Result<MaildirDrop, PluginError> {
     let dir = settings.mailbox_path(&request.user, request.mailbox.as_deref())?;
@@ -96,7 +102,13 @@ fn open_blocking(
     if lock.took_over() || snapshot.listed_cur {
         remove_leftovers(&dir);
     }
-    Ok(MaildirDrop::new(dir, snapshot, lock, settings.mark_seen))
+    Ok(MaildirDrop::new(
+        dir,
+        snapshot,
+        lock,
+        settings.mark_seen,
+        buffers,
+    ))
 }
 
 /// Temporary files of ours that a process killed at the wrong moment leaves in the maildir: a
