@@ -175,17 +175,18 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         async_signal::Signal::Hup,
     ])
     .context("cannot install signal handlers")?;
-    let ex = Arc::new(smol::Executor::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = Arc::new(poppet::server::Workers::new(threads));
+    let ex = Arc::clone(workers.main());
     ex.spawn(forward_signals(signals, control_tx)).detach();
     if let Some(listener) = metrics {
         ex.spawn(poppet::metrics::serve(listener, counters))
             .detach();
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
-    let workers: Vec<_> = (1..threads)
-        .map(|_| {
-            let ex = Arc::clone(&ex);
+    let threads: Vec<_> = (1..workers.threads())
+        .filter_map(|i| workers.executor(i).cloned())
+        .map(|ex| {
             let done = done_rx.clone();
             std::thread::spawn(move || {
                 smol::block_on(ex.run(async move { done.recv().await.ok() }))
@@ -193,15 +194,15 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
         })
         .collect();
     smol::block_on(ex.run(poppet::server::run(
-        Arc::clone(&ex),
+        Arc::clone(&workers),
         shared,
         listeners,
         control_rx,
         loader,
     )));
     drop(done_tx);
-    for w in workers {
-        let _ = w.join();
+    for t in threads {
+        let _ = t.join();
     }
     log::info!("stopped");
     Ok(())
