@@ -170,6 +170,19 @@ impl<R: Fill + Unpin> CrlfReader<R> {
         }
     }
 
+    /// Where the octets come from.
+    pub fn source(&self) -> &R {
+        &self.inner
+    }
+
+    /// Takes the reader's buffer (for reuse once the reader is done with; it reads nothing more
+    /// from it).
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        self.pos = 0;
+        self.end = 0;
+        std::mem::take(&mut self.buf)
+    }
+
     /// Whether the reader failed because the message is not the advertised size.
     pub fn size_mismatch(&self) -> bool {
         self.mismatch

@@ -53,6 +53,21 @@ pub struct Body {
     recorder: Option<Recorder>,
     /// The recording under way, and the error to return once it is done.
     recording: Option<(Task<()>, io::Error)>,
+    /// Where the buffer of a message read whole goes when the body is dropped: the session's
+    /// read-ahead, which reads the next messages into it.
+    recycle: Arc<Mutex<ReadAhead>>,
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        if matches!(self.reader.source(), Source::Drained) {
+            let buf = self.reader.take_buffer();
+            self.recycle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .recycle(buf);
+        }
+    }
 }
 
 /// Where a body's octets come from after what the retrieval job read. A message of at most
@@ -108,7 +123,7 @@ fn preloaded(whole: Whole, size: u64, flag: Option<ReadFlag>) -> CrlfReader<Sour
 
 /// What a retrieval needs to read ahead.
 struct Ahead {
-    cur: PathBuf,
+    paths: Arc<Paths>,
     entries: Arc<[Entry]>,
     state: Arc<Mutex<ReadAhead>>,
 }
@@ -126,30 +141,40 @@ impl Ahead {
         if from >= self.entries.len() {
             return;
         }
-        let (cur, entries) = (self.cur.clone(), Arc::clone(&self.entries));
+        let (paths, entries) = (Arc::clone(&self.paths), Arc::clone(&self.entries));
+        let spare = state.take_spare();
         state.reading(
             from,
-            blocking::unblock(move || readahead::read_batch(&cur, &entries, from)),
+            blocking::unblock(move || readahead::read_batch(&paths.cur, &entries, from, spare)),
         );
     }
 }
 
-/// What is needed to record a message's true size.
+/// A maildir's path and its `cur/`, shared by a session's retrievals.
+#[derive(Debug)]
+struct Paths {
+    dir: PathBuf,
+    cur: PathBuf,
+}
+
+/// What is needed to record a message's true size: shared references and an index, so a retrieval
+/// copies nothing (the paths, name and UIDL copied per RETR were most of its allocations).
 #[derive(Debug)]
 struct Recorder {
-    dir: PathBuf,
-    entry: Entry,
-    uidl: String,
-    advertised: u64,
+    paths: Arc<Paths>,
+    entries: Arc<[Entry]>,
+    messages: Arc<[MessageInfo]>,
+    /// Valid in both `entries` and `messages` (checked when made).
+    index: usize,
 }
 
 /// An open, locked snapshot of one maildir.
 #[derive(Debug)]
 pub struct MaildirDrop {
-    dir: PathBuf,
+    paths: Arc<Paths>,
     /// Shared with retrieval jobs, which read ahead from it.
     entries: Arc<[Entry]>,
-    messages: Vec<MessageInfo>,
+    messages: Arc<[MessageInfo]>,
     stats: SizeStats,
     /// Per message: the body was read to its end (for the `S` flag at commit).
     read_through: Arc<[AtomicBool]>,
@@ -176,9 +201,12 @@ impl MaildirDrop {
             .map(|_| AtomicBool::new(false))
             .collect();
         MaildirDrop {
-            dir,
+            paths: Arc::new(Paths {
+                cur: dir.join("cur"),
+                dir,
+            }),
             entries: snapshot.entries.into(),
-            messages: snapshot.messages,
+            messages: snapshot.messages.into(),
             stats: snapshot.stats,
             read_through,
             mark_seen,
@@ -195,7 +223,7 @@ impl MaildirDrop {
 
     /// The maildir's path.
     pub fn path(&self) -> &Path {
-        &self.dir
+        &self.paths.dir
     }
 }
 
@@ -217,16 +245,18 @@ impl poppet_sdk::Maildrop for MaildirDrop {
     }
 
     fn retrieve(&self, index: usize) -> impl Future<Output = Result<Body, PluginError>> + Send {
-        let found = self
-            .entries
-            .get(index)
-            .zip(self.messages.get(index))
-            .map(|(entry, info)| {
-                let flag = Some(ReadFlag::new(Arc::clone(&self.read_through), index));
-                (Recorder::new(&self.dir, entry, info), flag)
-            });
+        let found = (index < self.entries.len() && index < self.messages.len()).then(|| {
+            let flag = Some(ReadFlag::new(Arc::clone(&self.read_through), index));
+            let recorder = Recorder {
+                paths: Arc::clone(&self.paths),
+                entries: Arc::clone(&self.entries),
+                messages: Arc::clone(&self.messages),
+                index,
+            };
+            (recorder, flag)
+        });
         let ahead = Ahead {
-            cur: self.dir.join("cur"),
+            paths: Arc::clone(&self.paths),
             entries: Arc::clone(&self.entries),
             state: Arc::clone(&self.read_ahead),
         };
@@ -251,7 +281,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
                     format!("no message {}", index.saturating_add(1)),
                 ));
             };
-            let size = recorder.advertised;
+            let size = recorder.advertised();
             let whole = match found_ahead {
                 Found::Ready(whole) => Some(whole),
                 Found::Reading(batch) => {
@@ -265,16 +295,17 @@ impl poppet_sdk::Maildrop for MaildirDrop {
                 Found::Missed { .. } => None,
             };
             if let Some(whole) = whole {
-                return Ok(Body::new(preloaded(whole, size, flag), recorder));
+                let recycle = Arc::clone(&ahead.state);
+                return Ok(Body::new(preloaded(whole, size, flag), recorder, recycle));
             }
             blocking::unblock(move || -> Result<Body, PluginError> {
                 // The lock is kept fresh by the store's refresher thread, not per retrieval (a
                 // utimensat per RETR showed up in the benchmark's syscall counts).
                 drop(lock);
-                let file = open_message(&ahead.cur, &recorder.entry)?;
-                let reader = reader(file, recorder.entry.id.len, size, flag, buffers)
+                let file = open_message(&ahead.paths.cur, recorder.entry())?;
+                let reader = reader(file, recorder.entry().id.len, size, flag, buffers)
                     .map_err(|e| PluginError::io("reading a message", &e))?;
-                Ok(Body::new(reader, recorder))
+                Ok(Body::new(reader, recorder, ahead.state))
             })
             .await
         }
@@ -284,7 +315,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
         &mut self,
         deleted: Vec<usize>,
     ) -> impl Future<Output = Result<CommitReport, PluginError>> + Send {
-        let cur = self.dir.join("cur");
+        let cur = self.paths.cur.clone();
         let entries = self.entries.clone();
         let seen: Vec<bool> = self
             .read_through
@@ -337,9 +368,9 @@ impl AsyncRead for Body {
                     Some(recorder) => {
                         log::warn!(
                             "{}: message {} ({:?}): {e}",
-                            recorder.dir.display(),
-                            recorder.uidl,
-                            recorder.entry.name
+                            recorder.paths.dir.display(),
+                            recorder.uidl(),
+                            recorder.entry().name
                         );
                         this.recording = Some((blocking::unblock(move || recorder.record()), e));
                     }
@@ -352,51 +383,58 @@ impl AsyncRead for Body {
 }
 
 impl Body {
-    fn new(reader: CrlfReader<Source>, recorder: Recorder) -> Body {
+    fn new(reader: CrlfReader<Source>, recorder: Recorder, recycle: Arc<Mutex<ReadAhead>>) -> Body {
         Body {
             reader,
             recorder: Some(recorder),
             recording: None,
+            recycle,
         }
     }
 }
 
 impl Recorder {
-    fn new(dir: &Path, entry: &Entry, info: &MessageInfo) -> Recorder {
-        Recorder {
-            dir: dir.to_owned(),
-            entry: entry.clone(),
-            uidl: info.uidl.clone(),
-            advertised: info.size,
-        }
+    fn entry(&self) -> &Entry {
+        &self.entries[self.index]
+    }
+
+    fn info(&self) -> &MessageInfo {
+        &self.messages[self.index]
+    }
+
+    fn uidl(&self) -> &str {
+        &self.info().uidl
+    }
+
+    fn advertised(&self) -> u64 {
+        self.info().size
     }
 
     /// Computes the file's true size and puts it in the sizes cache, where the next snapshot
     /// finds it before looking at the name's `W=`.
     fn record(self) {
-        let cur = self.dir.join("cur");
-        let learnt = open_message(&cur, &self.entry)
+        let (dir, entry) = (&self.paths.dir, self.entry());
+        let learnt = open_message(&self.paths.cur, entry)
             .map_err(|e| e.to_string())
             .and_then(|mut file| {
                 let stamp = file.metadata().map(|m| FileStamp::of(&m));
                 let stamp = stamp.map_err(|e| e.to_string())?;
                 let size = sizes::compute_from(&mut file).map_err(|e| e.to_string())?;
-                sizes::remember(&self.dir, &self.entry.key, stamp, size)
-                    .map_err(|e| e.to_string())?;
+                sizes::remember(dir, &entry.key, stamp, size).map_err(|e| e.to_string())?;
                 Ok(size)
             });
         match learnt {
             Ok(size) => log::warn!(
                 "{}: message {} is {size} octets, not the {} advertised; the next session uses \
                  {size}",
-                self.dir.display(),
-                self.uidl,
-                self.advertised
+                dir.display(),
+                self.uidl(),
+                self.advertised()
             ),
             Err(e) => log::warn!(
                 "{}: recording the size of message {}: {e}",
-                self.dir.display(),
-                self.uidl
+                dir.display(),
+                self.uidl()
             ),
         }
     }
