@@ -490,12 +490,16 @@ impl Driver<'_> {
             if n == 0 {
                 return Ok(Streamed::Done { read });
             }
-            read += n as u64;
-            let progress = encoder.encode(&buf[..n], &mut self.out);
+            // A full buffer is sent only once more of the body has come: when the body ends
+            // instead, its terminator goes out with it (the caller flushes), rather than alone in
+            // the next write, which left each pipelined batch's last message incomplete on the
+            // client's side until a 3-octet write of its own.
             if self.out.len() >= FLUSH_AT {
                 self.flush().await?;
                 flushed = true;
             }
+            read += n as u64;
+            let progress = encoder.encode(&buf[..n], &mut self.out);
             if progress == poppet_proto::Progress::Done {
                 return Ok(Streamed::Done { read });
             }
