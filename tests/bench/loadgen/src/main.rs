@@ -373,7 +373,7 @@ fn one_session(
     retr: bool,
     drop: Option<DropAt>,
 ) -> Result<bool> {
-    let mut c = Client::connect(target, pop::BUF)?;
+    let mut c = Client::connect(target, pop::SESSION_BUF)?;
     if drop == Some(DropAt::BeforeGreeting) {
         return Ok(false);
     }
