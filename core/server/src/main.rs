@@ -184,15 +184,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
             .detach();
     }
     let (done_tx, done_rx) = smol::channel::bounded::<()>(1);
-    let threads: Vec<_> = (1..workers.threads())
-        .filter_map(|i| workers.executor(i).cloned())
-        .map(|ex| {
-            let done = done_rx.clone();
-            std::thread::spawn(move || {
-                smol::block_on(ex.run(async move { done.recv().await.ok() }))
-            })
-        })
-        .collect();
+    let threads = workers.run_threads(1, &done_rx);
     smol::block_on(ex.run(poppet::server::run(
         Arc::clone(&workers),
         shared,

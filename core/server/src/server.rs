@@ -52,9 +52,23 @@ impl Workers {
         self.executors.len()
     }
 
-    /// Executor `i` (`0..threads()`), for the thread that runs it; `None` past the end.
-    pub fn executor(&self, i: usize) -> Option<&Arc<Executor<'static>>> {
-        self.executors.get(i).map(|(ex, _)| ex)
+    /// Runs executors `from..threads()` on threads of their own until `stop` closes (or sends);
+    /// the caller runs those before `from` (the main thread runs executor 0).
+    pub fn run_threads(
+        &self,
+        from: usize,
+        stop: &smol::channel::Receiver<()>,
+    ) -> Vec<std::thread::JoinHandle<()>> {
+        self.executors
+            .iter()
+            .skip(from)
+            .map(|(ex, _)| {
+                let (ex, stop) = (Arc::clone(ex), stop.clone());
+                std::thread::spawn(move || {
+                    let _ = smol::block_on(ex.run(stop.recv()));
+                })
+            })
+            .collect()
     }
 
     /// The main thread's executor: accept loops and control tasks.
@@ -525,16 +539,8 @@ mod tests {
     fn sessions_go_to_the_least_busy_executor_and_stay_on_its_thread() {
         let workers = Arc::new(Workers::new(3));
         let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
-        let threads: Vec<_> = (0..workers.threads())
-            .filter_map(|i| workers.executor(i).cloned())
-            .map(|ex| {
-                let stop = stop_rx.clone();
-                std::thread::spawn(move || {
-                    let _ = smol::block_on(ex.run(async move { stop.recv().await }));
-                })
-            })
-            .collect();
-        assert_eq!(threads.len(), 3);
+        let threads = workers.run_threads(0, &stop_rx);
+        assert_eq!(threads.len(), workers.threads());
         let (release_tx, release_rx) = smol::channel::unbounded::<()>();
         let (stayed_tx, stayed_rx) = smol::channel::unbounded::<bool>();
         let spawn = |n: usize| -> Vec<smol::Task<()>> {
