@@ -335,8 +335,9 @@ fn pipelined_retrs_of_many_messages_are_byte_exact_across_read_ahead_batches() {
     let cur = d.maildir.join("cur");
     for i in 0..200usize {
         let mut text = format!("Subject: message {i}\n\n");
-        // Mostly small, every 41st larger than a read-ahead batch; dot lines throughout.
-        let lines = if i % 41 == 5 { 3000 } else { 10 + i % 90 };
+        // Mostly small, every 41st (about 315 KiB) larger than a read-ahead batch (256 KiB); dot
+        // lines throughout.
+        let lines = if i % 41 == 5 { 7000 } else { 10 + i % 90 };
         for l in 0..lines {
             let dot = if l % 9 == 0 { "." } else { "" };
             text.push_str(&format!(

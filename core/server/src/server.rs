@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, RwLock};
 /// one thread, and a wake-up (a plugin's pool job done, the socket ready) goes to that thread only.
 /// With one executor shared by all threads a task woke on whichever thread was free, and a message
 /// being streamed moved between cores with it: one executor per thread made RETRs of a 50 MiB
-/// message 13% faster in the benchmark (2,480 -> 2,810 MiB/s, 3 alternating runs). The price is
+/// message 13% faster in the benchmark (2,283 -> 2,574 MiB/s, 3 alternating runs). The price is
 /// that threads do not take over each other's sessions: each new session goes to the executor with
 /// the fewest, which evens out the load when there are many, as in a server of one process per
 /// CPU.

@@ -122,9 +122,15 @@ pub fn read_from(
         if !FileId::of_file(&file).is_ok_and(|id| id == entry.id) {
             break;
         }
-        match read_whole_into(&mut file, entry.id.len, spare.pop().unwrap_or_default()) {
+        // A reused buffer longer than what is left of the budget is not taken: the buffers' whole
+        // length counts, so a batch stays within BYTES.
+        let buf = spare
+            .pop()
+            .filter(|b| b.capacity() <= budget)
+            .unwrap_or_default();
+        match read_whole_into(&mut file, entry.id.len, buf) {
             Ok(Some(whole)) => {
-                budget -= len + 1;
+                budget = budget.saturating_sub(whole.data.capacity().max(len + 1));
                 read.push((at, whole));
             }
             _ => break,
@@ -346,9 +352,9 @@ mod tests {
     fn a_batch_read_longer_ago_than_keep_is_not_served_however_late_it_was_stored() {
         let mut ahead = ReadAhead::default();
         ahead.retrieving(0);
-        let Some(long_ago) = now().checked_sub(KEEP * 2) else {
-            return; // a clock this young cannot go back that far
-        };
+        let long_ago = now()
+            .checked_sub(KEEP * 2)
+            .expect("the monotonic clock started more than 2 s ago");
         ahead.store((long_ago, vec![(1, whole(b'b'))]));
         assert!(matches!(
             ahead.retrieving(1),

@@ -32,7 +32,8 @@ pub struct RawSettings {
     pub skeleton: Option<String>,
     /// Age after which a lock file is stale, like `"30m"`. Default 30 minutes: longer than
     /// RFC 1939 §3's 10-minute minimum autologout timer with room for a slow download; a live
-    /// session's lock is touched every third of this in the background, so only a dead session's lock gets this old.
+    /// session's lock is touched every third of this in the background, so only a dead session's
+    /// lock gets this old.
     pub lock_stale_after: Option<String>,
     /// Whether a message read to its end (RETR, or a TOP long enough to cover it all) gets the
     /// maildir `S` (seen) flag on commit. Default true,
