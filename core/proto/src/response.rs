@@ -115,14 +115,14 @@ impl Response {
 
     /// A positive response with a core text, `+OK <text>`, translatable.
     pub fn ok_text(text: Text) -> Self {
-        let mut response = Self::build(Status::Ok, None, text.to_string());
+        let mut response = Self::build(Status::Ok, None, text.render(None));
         response.source = Some(text);
         response
     }
 
     /// A negative response with a core text, `-ERR [<code>] <text>`, translatable.
     pub fn err_text(code: Option<ResponseCode>, text: Text) -> Self {
-        let mut response = Self::build(Status::Err, code, text.to_string());
+        let mut response = Self::build(Status::Err, code, text.render(None));
         response.source = Some(text);
         response
     }
@@ -179,7 +179,8 @@ impl Response {
         let code_len = code.map_or(0, |code| code.as_str().len() + 3);
         // One space before the text and the CRLF after it.
         let budget = Self::MAX_LINE.saturating_sub(indicator + code_len + 3);
-        let mut text = sanitize(&text);
+        let mut text = text;
+        sanitize_from(&mut text, 0);
         truncate_at_char(&mut text, budget);
         Self {
             status,

@@ -210,7 +210,7 @@ impl Text {
             .or_else(|| english(self.id))
             .unwrap_or(self.id);
         let mut out = String::with_capacity(template.len() + 16);
-        for (literal, placeholder) in pieces(template) {
+        for (literal, placeholder) in Pieces(template) {
             out.push_str(literal);
             let Some(name) = placeholder else { continue };
             match self.args.iter().find(|(arg, _)| *arg == name) {
@@ -237,33 +237,39 @@ impl fmt::Display for Text {
     }
 }
 
-/// Splits a template into (literal, placeholder) pairs; `{{` and `}}` are literal braces.
-fn pieces(template: &str) -> Vec<(&str, Option<&str>)> {
-    let mut out = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
+/// Splits a template into (literal, placeholder) pairs without allocating (a RETR's `+OK` line
+/// is rendered from one); `{{` and `}}` are literal braces.
+struct Pieces<'a>(&'a str);
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = (&'a str, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let rest = self.0;
+        let Some(open) = rest.find('{') else {
+            self.0 = "";
+            return Some((rest, None));
+        };
         let after = &rest[open + 1..];
         match after.find('}') {
             Some(close) if !after[..close].is_empty() && !after[..close].contains('{') => {
-                out.push((&rest[..open], Some(&after[..close])));
-                rest = &after[close + 1..];
+                self.0 = &after[close + 1..];
+                Some((&rest[..open], Some(&after[..close])))
             }
             _ => {
-                out.push((&rest[..=open], None));
-                rest = after;
+                self.0 = after;
+                Some((&rest[..=open], None))
             }
         }
     }
-    out.push((rest, None));
-    out
 }
 
 /// The placeholders of a template.
 fn placeholders(template: &str) -> Vec<&str> {
-    pieces(template)
-        .into_iter()
-        .filter_map(|(_, name)| name)
-        .collect()
+    Pieces(template).filter_map(|(_, name)| name).collect()
 }
 
 /// A translation of the core's texts into one language (RFC 6856 §3).

@@ -56,11 +56,8 @@ unsafe fn object<'a, T>(this: *const c_void) -> &'a T {
 /// # Safety
 /// The host must not drop the object before the future (the host wrappers tie each future to a
 /// borrow of its object, see `abi`).
-unsafe fn erase<'a, T>(
-    fut: impl Future<Output = Result<T, PluginError>> + Send + 'a,
-) -> PluginFuture<T> {
-    let fut: BorrowingFfiFuture<'a, FfiResult<T>> =
-        async move { to_ffi_result(fut.await) }.into_ffi();
+unsafe fn erase<'a, T>(fut: impl Future<Output = FfiResult<T>> + Send + 'a) -> PluginFuture<T> {
+    let fut: BorrowingFfiFuture<'a, FfiResult<T>> = fut.into_ffi();
     // SAFETY: only the lifetime changes (same type otherwise); the caller's contract keeps the
     // borrowed object alive for as long as the future exists.
     unsafe { std::mem::transmute::<BorrowingFfiFuture<'a, FfiResult<T>>, PluginFuture<T>>(fut) }
@@ -68,7 +65,7 @@ unsafe fn erase<'a, T>(
 
 /// A future that is already complete with `result`.
 fn ready<T: Send + 'static>(result: Result<T, PluginError>) -> PluginFuture<T> {
-    async move { to_ffi_result(result) }.into_ffi()
+    std::future::ready(to_ffi_result(result)).into_ffi()
 }
 
 fn create<T>(
@@ -136,8 +133,8 @@ pub mod auth {
         match guard("authenticate", || Ok(backend.authenticate(request(req)))) {
             // SAFETY: the host keeps the object alive while the future exists.
             Ok(fut) => unsafe {
-                erase(guard_future("authenticate", async move {
-                    fut.await.map(FfiAuthOutcome::from_outcome)
+                erase(guard_future("authenticate", fut, |outcome| {
+                    outcome.map(FfiAuthOutcome::from_outcome)
                 }))
             },
             Err(e) => ready(Err(e)),
@@ -154,8 +151,8 @@ pub mod auth {
         match guard("lookup_secret", || Ok(backend.lookup_secret(user))) {
             // SAFETY: as in `authenticate`.
             Ok(fut) => unsafe {
-                erase(guard_future("lookup_secret", async move {
-                    Ok(fut.await?.map(FfiStoredSecret::from_secret).into())
+                erase(guard_future("lookup_secret", fut, |secret| {
+                    Ok(secret?.map(FfiStoredSecret::from_secret).into())
                 }))
             },
             Err(e) => ready(Err(e)),
@@ -253,10 +250,9 @@ pub mod store {
         match guard("open", || Ok(store.open(request))) {
             // SAFETY: the host keeps the store alive while the future exists.
             Ok(fut) => unsafe {
-                erase(guard_future("open", async move {
-                    let maildrop = fut.await?;
+                erase(guard_future("open", fut, |maildrop| {
                     Ok(into_object(
-                        maildrop,
+                        maildrop?,
                         &DropShim::<T::Maildrop>::VTABLE.header,
                     ))
                 }))
@@ -307,9 +303,8 @@ pub mod store {
         match guard("retrieve", || Ok(maildrop.retrieve(index))) {
             // SAFETY: the host keeps the maildrop alive while the future exists.
             Ok(fut) => unsafe {
-                erase(guard_future("retrieve", async move {
-                    let body = fut.await?;
-                    Ok(into_object(body, &BodyShim::<M::Body>::VTABLE.header))
+                erase(guard_future("retrieve", fut, |body| {
+                    Ok(into_object(body?, &BodyShim::<M::Body>::VTABLE.header))
                 }))
             },
             Err(e) => ready(Err(e)),
@@ -327,8 +322,8 @@ pub mod store {
         match guard("commit", || Ok(maildrop.commit(deleted))) {
             // SAFETY: the host keeps the maildrop alive while the future exists.
             Ok(fut) => unsafe {
-                erase(guard_future("commit", async move {
-                    fut.await.map(FfiCommitReport::from)
+                erase(guard_future("commit", fut, |report| {
+                    report.map(FfiCommitReport::from)
                 }))
             },
             Err(e) => ready(Err(e)),
@@ -516,8 +511,8 @@ pub mod extension {
         match guard("handle", || Ok(object.inner.handle(call))) {
             // SAFETY: the host keeps the object alive while the future exists.
             Ok(fut) => unsafe {
-                erase(guard_future("handle", async move {
-                    let mut reply = fut.await?;
+                erase(guard_future("handle", fut, |reply| {
+                    let mut reply = reply?;
                     let stream = reply.stream.take().and_then(|s| s.take());
                     let mut ffi = FfiReply::from(reply);
                     if let Some(body) = stream {
@@ -543,8 +538,8 @@ pub mod extension {
         match guard("after_login", || Ok(object.inner.after_login(view))) {
             // SAFETY: the host keeps the object alive while the future exists.
             Ok(fut) => unsafe {
-                erase(guard_future("after_login", async move {
-                    fut.await.map(FfiLoginDecision::from)
+                erase(guard_future("after_login", fut, |decision| {
+                    decision.map(FfiLoginDecision::from)
                 }))
             },
             Err(e) => ready(Err(e)),
@@ -561,12 +556,7 @@ pub mod extension {
         let (view, report) = (session.to_view(), report.to_report());
         match guard("at_quit", || Ok(object.inner.at_quit(view, report))) {
             // SAFETY: the host keeps the object alive while the future exists.
-            Ok(fut) => unsafe {
-                erase(guard_future("at_quit", async move {
-                    fut.await;
-                    Ok(true)
-                }))
-            },
+            Ok(fut) => unsafe { erase(guard_future("at_quit", fut, |()| Ok(true))) },
             Err(e) => ready(Err(e)),
         }
     }
