@@ -326,17 +326,18 @@ fn pipelined_commands_are_answered_in_order() {
     assert_eq!(c.try_line(), None);
 }
 
-/// Pipelined RETRs of many messages go through the store's read-ahead: batches of small messages
-/// read on the pool while the previous batch is sent, cut short by large messages, dropped when
-/// the client jumps back. Every body must still be its file, byte for byte.
+/// Pipelined RETRs of many messages go through the store's read-ahead: a job on the pool reads the
+/// next small messages while earlier ones are sent, stops at large messages and when its queue is
+/// full, and is dropped when the client jumps back. Every body must still be its file, byte for
+/// byte.
 #[test]
-fn pipelined_retrs_of_many_messages_are_byte_exact_across_read_ahead_batches() {
+fn pipelined_retrs_of_many_messages_are_byte_exact_through_the_read_ahead() {
     let d = demo();
     let cur = d.maildir.join("cur");
     for i in 0..200usize {
         let mut text = format!("Subject: message {i}\n\n");
-        // Mostly small, every 41st (about 315 KiB) larger than a read-ahead batch (256 KiB); dot
-        // lines throughout.
+        // Mostly small, every 41st (about 315 KiB) larger than the read-ahead's whole queue (256
+        // KiB); dot lines throughout.
         let lines = if i % 41 == 5 { 7000 } else { 10 + i % 90 };
         for l in 0..lines {
             let dot = if l % 9 == 0 { "." } else { "" };

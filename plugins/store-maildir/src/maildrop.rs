@@ -22,7 +22,7 @@ use crate::chunks::{Buffers, FileChunks};
 use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name::{self, FxHashSet};
-use crate::readahead::{self, Found, ReadAhead, Whole};
+use crate::readahead::{self, Found, Shared, Start, Whole};
 use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
 use blocking::Task;
@@ -36,8 +36,8 @@ use std::io::{self, ErrorKind};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 /// The body stream of one message. File reads run on the `blocking` thread pool, so a slow disk
@@ -55,17 +55,14 @@ pub struct Body {
     recording: Option<(Task<()>, io::Error)>,
     /// Where the buffer of a message read whole goes when the body is dropped: the session's
     /// read-ahead, which reads the next messages into it.
-    recycle: Arc<Mutex<ReadAhead>>,
+    recycle: Arc<Shared>,
 }
 
 impl Drop for Body {
     fn drop(&mut self) {
         if matches!(self.reader.source(), Source::Drained) {
             let buf = self.reader.take_buffer();
-            self.recycle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .recycle(buf);
+            self.recycle.lock().recycle(buf);
         }
     }
 }
@@ -125,28 +122,40 @@ fn preloaded(whole: Whole, size: u64, flag: Option<ReadFlag>) -> CrlfReader<Sour
 struct Ahead {
     paths: Arc<Paths>,
     entries: Arc<[Entry]>,
-    state: Arc<Mutex<ReadAhead>>,
+    shared: Arc<Shared>,
 }
 
 impl Ahead {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ReadAhead> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Starts reading the next batch on the pool when `state` says one is due after `index`.
-    fn start(&self, state: &mut ReadAhead, index: usize, in_order: bool) {
-        let Some(from) = state.prefetch_from(index, in_order) else {
+    /// Starts the reading job `start` on the pool.
+    fn start(&self, start: Option<Start>) {
+        let Some(Start { run, from: _ }) = start else {
             return;
         };
-        if from >= self.entries.len() {
-            return;
-        }
-        let (paths, entries) = (Arc::clone(&self.paths), Arc::clone(&self.entries));
-        let spare = state.take_spare();
-        state.reading(
-            from,
-            blocking::unblock(move || readahead::read_batch(&paths.cur, &entries, from, spare)),
+        let (paths, entries, shared) = (
+            Arc::clone(&self.paths),
+            Arc::clone(&self.entries),
+            Arc::clone(&self.shared),
         );
+        blocking::unblock(move || readahead::run_job(&shared, &paths.cur, &entries, run)).detach();
+    }
+
+    /// Finds message `index` (a retrieval in order, whose first look was [`Found::Pending`]) once
+    /// the job has read it, or `None` when the job stopped before it.
+    async fn wait_for(
+        &self,
+        index: usize,
+        mut listener: event_listener::EventListener,
+    ) -> Option<Whole> {
+        loop {
+            listener.await;
+            let (found, start) = self.shared.lock().look_again(index, &self.shared.read);
+            self.start(start);
+            match found {
+                Found::Ready(whole) => return Some(whole),
+                Found::Pending(next) => listener = next,
+                Found::Missed => return None,
+            }
+        }
     }
 }
 
@@ -183,7 +192,7 @@ pub struct MaildirDrop {
     /// the store's refresher.
     lock: Option<Arc<SessionLock>>,
     /// Small messages read ahead for a client retrieving in order.
-    read_ahead: Arc<Mutex<ReadAhead>>,
+    read_ahead: Arc<Shared>,
     /// The store's read buffers for large messages.
     buffers: Arc<Buffers>,
 }
@@ -205,13 +214,13 @@ impl MaildirDrop {
                 cur: dir.join("cur"),
                 dir,
             }),
+            read_ahead: Arc::new(Shared::new(snapshot.entries.len())),
             entries: snapshot.entries.into(),
             messages: snapshot.messages.into(),
             stats: snapshot.stats,
             read_through,
             mark_seen,
             lock: Some(lock),
-            read_ahead: Arc::default(),
             buffers,
         }
     }
@@ -234,6 +243,7 @@ impl Drop for MaildirDrop {
         if let Some(lock) = &self.lock {
             lock.release();
         }
+        self.read_ahead.lock().close();
     }
 }
 
@@ -258,20 +268,11 @@ impl poppet_sdk::Maildrop for MaildirDrop {
         let ahead = Ahead {
             paths: Arc::clone(&self.paths),
             entries: Arc::clone(&self.entries),
-            state: Arc::clone(&self.read_ahead),
+            shared: Arc::clone(&self.read_ahead),
         };
-        let found_ahead = {
-            let mut state = ahead.lock();
-            let found_ahead = state.retrieving(index);
-            // The next messages are read while this one is served; a batch being read is waited
-            // for first, and the next one starts once it is in.
-            match found_ahead {
-                Found::Ready(_) => ahead.start(&mut state, index, true),
-                Found::Missed { in_order } => ahead.start(&mut state, index, in_order),
-                Found::Reading(_) => {}
-            }
-            found_ahead
-        };
+        // The next messages are read while this one is served.
+        let (found_ahead, start) = ahead.shared.lock().retrieving(index, &ahead.shared.read);
+        ahead.start(start);
         let lock = self.lock.clone();
         let buffers = Arc::clone(&self.buffers);
         async move {
@@ -284,18 +285,11 @@ impl poppet_sdk::Maildrop for MaildirDrop {
             let size = recorder.advertised();
             let whole = match found_ahead {
                 Found::Ready(whole) => Some(whole),
-                Found::Reading(batch) => {
-                    let read = batch.await;
-                    let mut state = ahead.lock();
-                    state.store(read);
-                    let whole = state.take(index);
-                    ahead.start(&mut state, index, true);
-                    whole
-                }
-                Found::Missed { .. } => None,
+                Found::Pending(listener) => ahead.wait_for(index, listener).await,
+                Found::Missed => None,
             };
             if let Some(whole) = whole {
-                let recycle = Arc::clone(&ahead.state);
+                let recycle = Arc::clone(&ahead.shared);
                 return Ok(Body::new(preloaded(whole, size, flag), recorder, recycle));
             }
             blocking::unblock(move || -> Result<Body, PluginError> {
@@ -305,7 +299,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
                 let file = open_message(&ahead.paths.cur, recorder.entry())?;
                 let reader = reader(file, recorder.entry().id.len, size, flag, buffers)
                     .map_err(|e| PluginError::io("reading a message", &e))?;
-                Ok(Body::new(reader, recorder, ahead.state))
+                Ok(Body::new(reader, recorder, ahead.shared))
             })
             .await
         }
@@ -383,7 +377,7 @@ impl AsyncRead for Body {
 }
 
 impl Body {
-    fn new(reader: CrlfReader<Source>, recorder: Recorder, recycle: Arc<Mutex<ReadAhead>>) -> Body {
+    fn new(reader: CrlfReader<Source>, recorder: Recorder, recycle: Arc<Shared>) -> Body {
         Body {
             reader,
             recorder: Some(recorder),

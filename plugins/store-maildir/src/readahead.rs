@@ -4,42 +4,47 @@
 //! executor, but every trip there and back costs futex wake-ups and context switches on both
 //! sides. For pipelined RETRs of small messages (RFC 2449 PIPELINING: a client "may elect to
 //! transmit a group of commands in batches") those handoffs were most of the server's time, one
-//! per message. So once a client retrieves message `n + 1` right after message `n`, a batch of the
-//! next small messages is read in one pool job, and their RETRs are answered from memory.
+//! per message. So once a client retrieves message `n + 1` right after message `n`, a reading job
+//! on the pool reads the next small messages one after the other into the session's queue, and
+//! their RETRs are answered from memory.
 //!
-//! That batch is read while the client is being served: a retrieval that misses or takes a
-//! message from memory starts the next batch at once ([`ReadAhead::prefetch_from`]), so reading
-//! files and writing to the client overlap instead of taking turns (one batch ahead at most).
+//! The job runs while the client is being served and hands over each message as soon as it is
+//! read ([`Shared::read`] wakes a retrieval waiting for it), so reading files and writing to the
+//! client overlap. It stops when the queue holds [`BYTES`] or [`COUNT`] messages and is started
+//! again once the client has taken half of them, so one job usually streams a whole mailbox: with
+//! batches of 256 KiB read one at a time, each next one started by the session, the pool sat idle
+//! between batches (it read for 78% of the time and the session waited at 72% of the batch
+//! boundaries).
 //!
 //! What is read ahead is bounded ([`BYTES`], [`COUNT`]) and kept only briefly ([`KEEP`]): a
 //! message read ahead but asked for later than that is read again, so a message deleted or
 //! replaced meanwhile by another program is noticed as it would be without read-ahead. A message
 //! is read ahead only from its snapshot name and only when the open file is the snapshot's
-//! ([`FileId`]); anything else (renamed, gone, large) ends the batch and is left to the normal
-//! retrieval, which looks for it properly.
+//! ([`FileId`]); anything else (renamed, gone, larger than [`LARGEST`]) ends the job, and is left
+//! to the normal retrieval, which looks for it properly.
 
 use crate::body::CHUNK;
 use crate::files::FileId;
 use crate::snapshot::Entry;
-use blocking::Task;
+use event_listener::{Event, EventListener};
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Octets read ahead at most per batch, four body buffers: a session holds at most two batches
-/// (one being sent, one being read) and [`BYTES`] of buffers to reuse, so its memory stays bounded
-/// whatever it retrieves (768 KiB at most, and buffers are kept for reuse only while it retrieves
-/// in order). Larger batches mean fewer handoffs to the pool, and more slack between the reading and
-/// the sending: 64 KiB batches read one after the other made 105k pipelined 4 KiB RETRs per second
-/// in the benchmark, 128 KiB batches read one ahead 140-150k, 256 KiB ones 15% more than that
-/// (704 -> 811 MiB/s, 4 alternating runs).
+/// Octets read ahead and not yet taken, at most (counting whole buffers). A session holds at most
+/// that, as many again of buffers to reuse, and the message it is sending: 640 KiB, and buffers are
+/// kept for reuse only while it retrieves in order.
 pub const BYTES: usize = 4 * CHUNK;
-/// Messages read ahead at most in one batch.
+/// Messages read ahead and not yet taken, at most.
 pub const COUNT: usize = 128;
+/// Messages of more octets than this are not read ahead (their retrieval streams them). Half of
+/// [`BYTES`], so one always fits once the job is due to start again.
+pub const LARGEST: usize = BYTES / 2 - 1;
 /// How long a message read ahead is served from memory. A pipelining client asks for it within
 /// milliseconds; a client that waits longer gets it read again.
 pub const KEEP: Duration = Duration::from_secs(1);
@@ -89,68 +94,106 @@ pub fn read_whole_into(file: &mut File, len: u64, mut data: Vec<u8>) -> io::Resu
     Ok((filled <= len).then_some(Whole { data, filled }))
 }
 
-/// Reads messages from `from` on, as many as the bounds allow, stopping at the first one that is
-/// large or not simply where the snapshot saw it.
-///
-/// Files are opened relative to `cur/`, opened once per batch: a full path per file had the kernel
-/// walk every component each time (`openat` was 18% of the server's time in pipelined RETRs).
-/// Messages are read into buffers from `spare` while there are any.
-pub fn read_from(
-    cur: &Path,
-    entries: &[Entry],
-    from: usize,
-    spare: &mut Vec<Vec<u8>>,
-) -> Vec<(usize, Whole)> {
-    let mut budget = BYTES;
-    let mut read = Vec::new();
-    let Ok(dir) = File::open(cur) else {
-        return read;
-    };
-    for (at, entry) in entries.iter().enumerate().skip(from).take(COUNT) {
-        let Ok(len) = usize::try_from(entry.id.len) else {
-            break;
-        };
-        if len >= budget {
-            break;
-        }
-        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
-        let Ok(mut file) =
-            openat(&dir, entry.name.as_os_str(), flags, Mode::empty()).map(File::from)
-        else {
-            break;
-        };
-        if !FileId::of_file(&file).is_ok_and(|id| id == entry.id) {
-            break;
-        }
-        // A reused buffer longer than what is left of the budget is not taken: the buffers' whole
-        // length counts, so a batch stays within BYTES.
-        let buf = spare
-            .pop()
-            .filter(|b| b.capacity() <= budget)
-            .unwrap_or_default();
-        match read_whole_into(&mut file, entry.id.len, buf) {
-            Ok(Some(whole)) => {
-                budget = budget.saturating_sub(whole.data.capacity().max(len + 1));
-                read.push((at, whole));
-            }
-            _ => break,
-        }
-    }
-    read
+/// Why the job did not read a message ahead.
+#[derive(Debug)]
+pub enum Skipped {
+    /// It does not fit in what is left of [`BYTES`] now; the next job reads it.
+    NoRoom,
+    /// Large, renamed, gone, changed or unreadable: its retrieval reads it, the job stops there.
+    Unsuitable,
 }
 
-/// Messages read ahead, and when their reading began: what counts for [`KEEP`], however long the
-/// batch then waited to be asked for.
-pub type ReadBatch = (Instant, Vec<(usize, Whole)>);
+/// Reads the message at `entry` in `dir` (the maildir's `cur/`) whole, into `buf` if it is long
+/// enough, when it is small, fits in `room` octets and is still the snapshot's file.
+pub fn read_one(dir: &File, entry: &Entry, buf: Vec<u8>, room: usize) -> Result<Whole, Skipped> {
+    let len = usize::try_from(entry.id.len).map_err(|_| Skipped::Unsuitable)?;
+    if len > LARGEST {
+        return Err(Skipped::Unsuitable);
+    }
+    if len >= room {
+        return Err(Skipped::NoRoom);
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let mut file = openat(dir, entry.name.as_os_str(), flags, Mode::empty())
+        .map(File::from)
+        .map_err(|_| Skipped::Unsuitable)?;
+    if !FileId::of_file(&file).is_ok_and(|id| id == entry.id) {
+        return Err(Skipped::Unsuitable);
+    }
+    match read_whole_into(&mut file, entry.id.len, buf) {
+        Ok(Some(whole)) => Ok(whole),
+        _ => Err(Skipped::Unsuitable),
+    }
+}
 
-/// A batch being read ahead on the blocking pool.
-pub type Batch = Task<ReadBatch>;
+/// The reading job: reads from where run `run` of `shared` stands, one message after the other,
+/// until [`ReadAhead::next_for`] says stop. Runs on the blocking pool.
+pub fn run_job(shared: &Shared, cur: &Path, entries: &[Entry], run: u64) {
+    let dir = File::open(cur);
+    loop {
+        let Some((at, buf, room)) = shared.lock().next_for(run) else {
+            break;
+        };
+        let read = match (&dir, entries.get(at)) {
+            (Ok(dir), Some(entry)) => read_one(dir, entry, buf, room),
+            _ => Err(Skipped::Unsuitable),
+        };
+        let more = shared.lock().push(run, at, read);
+        shared.read.notify(usize::MAX);
+        if !more {
+            return;
+        }
+    }
+    shared.read.notify(usize::MAX);
+}
 
-/// Reads a batch from `from` on (see [`read_from`]), noting when it began.
-pub fn read_batch(cur: &Path, entries: &[Entry], from: usize, spare: Vec<Vec<u8>>) -> ReadBatch {
-    let began = Instant::now();
-    let mut spare = spare;
-    (began, read_from(cur, entries, from, &mut spare))
+/// A session's read-ahead, shared by its retrievals, its bodies (which give their buffers back)
+/// and its reading job.
+#[derive(Debug)]
+pub struct Shared {
+    state: Mutex<ReadAhead>,
+    /// Notified when the job has read a message or stopped.
+    pub read: Event,
+}
+
+impl Shared {
+    /// The read-ahead of a maildrop of `messages` messages.
+    pub fn new(messages: usize) -> Shared {
+        Shared {
+            state: Mutex::new(ReadAhead::new(messages)),
+            read: Event::new(),
+        }
+    }
+
+    /// Locks the state (a panic elsewhere leaves it consistent: every change is a few fields).
+    pub fn lock(&self) -> MutexGuard<'_, ReadAhead> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A message read ahead.
+#[derive(Debug)]
+struct Ahead {
+    index: usize,
+    whole: Whole,
+    /// When it was read: what counts for [`KEEP`].
+    at: Instant,
+}
+
+/// The job of the current run, and the message it reads next.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    run: u64,
+    next: usize,
+}
+
+/// A reading job to start on the pool: run `run`, reading from message `from` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// The run the job belongs to; it stops as soon as the session has moved on to another.
+    pub run: u64,
+    /// The first message it reads.
+    pub from: usize,
 }
 
 /// What a retrieval finds in the read-ahead state.
@@ -158,118 +201,238 @@ pub fn read_batch(cur: &Path, entries: &[Entry], from: usize, spare: Vec<Vec<u8>
 pub enum Found {
     /// Read ahead: served from memory.
     Ready(Whole),
-    /// Its batch is being read right now: wait for it, [`ReadAhead::store`] it and look again
-    /// with [`ReadAhead::take`].
-    Reading(Batch),
-    /// Not read ahead; `in_order` says whether the client retrieves in order.
-    Missed { in_order: bool },
+    /// The job is reading it right now: wait for the listener, then look again with
+    /// [`ReadAhead::look_again`].
+    Pending(EventListener),
+    /// Not read ahead: the retrieval reads it.
+    Missed,
 }
 
 /// The read-ahead state of one session.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReadAhead {
+    /// Messages in the maildrop.
+    messages: usize,
     /// The message retrieved last.
     last: Option<usize>,
-    /// Read ahead and not yet asked for, in message order.
-    ready: VecDeque<(usize, Whole)>,
-    /// When `ready` was read.
-    read_at: Option<Instant>,
-    /// The batch being read, and the message it starts at.
-    reading: Option<(usize, Batch)>,
-    /// Buffers of messages already sent, for the next batch to read into: allocating one per
-    /// message on the pool and freeing it on the executor's thread was a tenth of the server's
-    /// time in pipelined RETRs. At most [`COUNT`] of them, [`BYTES`] together.
+    /// Read ahead and not yet asked for, in message order, without gaps.
+    ready: VecDeque<Ahead>,
+    /// The buffers' length in `ready`.
+    ready_bytes: usize,
+    /// The current run; a job of an earlier one stops at its next message.
+    run: u64,
+    /// The running job, if any.
+    job: Option<Job>,
+    /// The message the current run stopped at because it cannot be read ahead: not tried again.
+    stopped_at: Option<usize>,
+    /// Buffers of messages already sent, for the job to read into: allocating one per message on
+    /// the pool and freeing it on the executor's thread was a tenth of the server's time in
+    /// pipelined RETRs. At most [`COUNT`] of them, [`BYTES`] together.
     spare: Vec<Vec<u8>>,
     spare_bytes: usize,
+    /// The maildrop is gone: the job stops.
+    closed: bool,
 }
 
 impl ReadAhead {
-    /// Notes a retrieval of `index` and finds it.
-    pub fn retrieving(&mut self, index: usize) -> Found {
+    /// The state of a maildrop of `messages` messages.
+    pub fn new(messages: usize) -> ReadAhead {
+        ReadAhead {
+            messages,
+            last: None,
+            ready: VecDeque::new(),
+            ready_bytes: 0,
+            run: 0,
+            job: None,
+            stopped_at: None,
+            spare: Vec::new(),
+            spare_bytes: 0,
+            closed: false,
+        }
+    }
+
+    /// Notes a retrieval of `index`, finds it, and says which job to start, if one is due.
+    /// `read` is the event the job notifies (for [`Found::Pending`]).
+    pub fn retrieving(&mut self, index: usize, read: &Event) -> (Found, Option<Start>) {
         let in_order = self
             .last
             .is_some_and(|last| last.checked_add(1) == Some(index));
         self.last = Some(index);
-        if let Some(whole) = self.take(index) {
-            return Found::Ready(whole);
+        if !in_order {
+            self.forget();
         }
-        match self.reading.take() {
-            Some((from, batch)) if from == index && in_order => Found::Reading(batch),
-            // Dropping a batch nobody will ask for cancels it, or lets it finish unseen.
-            _ => Found::Missed { in_order },
+        self.find(index, in_order, read)
+    }
+
+    /// Looks for `index` again after [`Found::Pending`].
+    pub fn look_again(&mut self, index: usize, read: &Event) -> (Found, Option<Start>) {
+        self.find(index, true, read)
+    }
+
+    fn find(&mut self, index: usize, in_order: bool, read: &Event) -> (Found, Option<Start>) {
+        let found = self.look(index, read);
+        let start = match found {
+            Found::Missed if in_order => self.begin(index.saturating_add(1)),
+            Found::Missed => None,
+            Found::Ready(_) | Found::Pending(_) => self.resume(),
+        };
+        (found, start)
+    }
+
+    fn look(&mut self, index: usize, read: &Event) -> Found {
+        while let Some(front) = self.ready.front() {
+            if front.index >= index {
+                break;
+            }
+            self.pop();
+        }
+        match self.ready.front() {
+            Some(front) if front.index == index && front.at.elapsed() < KEEP => {
+                self.pop().map_or(Found::Missed, Found::Ready)
+            }
+            Some(_) => {
+                // Read too long ago (all that follows was read later, but the client is slow),
+                // or not the message asked for: start over from here.
+                self.forget();
+                Found::Missed
+            }
+            None if self.job.is_some_and(|job| job.next == index) => Found::Pending(read.listen()),
+            None => Found::Missed,
         }
     }
 
-    /// Message `index` if it was read ahead (and recently); what comes before it is dropped.
-    pub fn take(&mut self, index: usize) -> Option<Whole> {
-        if self.read_at.is_none_or(|at| at.elapsed() >= KEEP) {
-            self.ready.clear();
+    fn pop(&mut self) -> Option<Whole> {
+        let ahead = self.ready.pop_front()?;
+        self.ready_bytes = self.ready_bytes.saturating_sub(ahead.whole.data.capacity());
+        Some(ahead.whole)
+    }
+
+    /// Drops what was read ahead and ends the run (its job stops at its next message).
+    fn forget(&mut self) {
+        self.ready.clear();
+        self.ready_bytes = 0;
+        self.job = None;
+        self.stopped_at = None;
+        self.run = self.run.wrapping_add(1);
+    }
+
+    /// Starts a new run from `from`.
+    fn begin(&mut self, from: usize) -> Option<Start> {
+        self.forget();
+        self.start(from)
+    }
+
+    /// Starts the job again where the current run stands, once half of what it read was taken.
+    fn resume(&mut self) -> Option<Start> {
+        if self.job.is_some() || self.ready_bytes > BYTES / 2 || self.ready.len() > COUNT / 2 {
+            return None;
         }
-        while self.ready.front().is_some_and(|(at, _)| *at < index) {
-            self.ready.pop_front();
+        let from = match self.ready.back() {
+            Some(ahead) => ahead.index.checked_add(1)?,
+            None => self.last?.checked_add(1)?,
+        };
+        if self.stopped_at.is_some_and(|at| at <= from) {
+            return None;
         }
-        match self.ready.front() {
-            Some((at, _)) if *at == index => self.ready.pop_front().map(|(_, w)| w),
-            _ => {
-                self.ready.clear();
-                None
+        self.start(from)
+    }
+
+    fn start(&mut self, from: usize) -> Option<Start> {
+        if self.closed || from >= self.messages {
+            return None;
+        }
+        self.job = Some(Job {
+            run: self.run,
+            next: from,
+        });
+        Some(Start {
+            run: self.run,
+            from,
+        })
+    }
+
+    /// For the job of run `run`: the message to read next, a buffer to read it into and the room
+    /// left, or `None` when it should stop (the session moved on, the queue is full, the end).
+    pub fn next_for(&mut self, run: u64) -> Option<(usize, Vec<u8>, usize)> {
+        let job = self.job.filter(|job| job.run == run && !self.closed)?;
+        if self.ready_bytes >= BYTES || self.ready.len() >= COUNT || job.next >= self.messages {
+            self.job = None;
+            return None;
+        }
+        let room = BYTES - self.ready_bytes;
+        // A reused buffer longer than the room is not taken: the buffers' whole length counts.
+        let buf = match self.spare.pop() {
+            Some(buf) if buf.capacity() <= room => {
+                self.spare_bytes = self.spare_bytes.saturating_sub(buf.capacity());
+                buf
+            }
+            Some(buf) => {
+                self.spare.push(buf);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        Some((job.next, buf, room))
+    }
+
+    /// For the job of run `run`: what it read of message `index`. Returns whether it goes on.
+    pub fn push(&mut self, run: u64, index: usize, read: Result<Whole, Skipped>) -> bool {
+        if !self
+            .job
+            .is_some_and(|job| job.run == run && job.next == index)
+        {
+            return false;
+        }
+        match read {
+            Ok(whole) => {
+                let len = whole.data.capacity().max(whole.filled + 1);
+                self.ready_bytes += len;
+                self.ready.push_back(Ahead {
+                    index,
+                    whole,
+                    at: Instant::now(),
+                });
+                self.job = Some(Job {
+                    run,
+                    next: index + 1,
+                });
+                true
+            }
+            Err(Skipped::NoRoom) => {
+                self.job = None;
+                false
+            }
+            Err(Skipped::Unsuitable) => {
+                self.job = None;
+                self.stopped_at = Some(index);
+                false
             }
         }
     }
 
-    /// Keeps what was read ahead.
-    pub fn store(&mut self, (read_at, read): ReadBatch) {
-        if read.is_empty() {
-            return;
-        }
-        self.ready = read.into();
-        self.read_at = Some(read_at);
-    }
-
-    /// Where the next batch should start, if one should be read now: the client retrieves in
-    /// order (it just took message `index` in order, from memory or not) and nothing is being
-    /// read. The batch starts after what is ready (or after `index`): one batch ahead at most, so
-    /// a session holds at most two batches ([`BYTES`] each). Starting it at once, not when half
-    /// of the ready one is sent, gave 15% more pipelined RETRs.
-    pub fn prefetch_from(&self, index: usize, in_order: bool) -> Option<usize> {
-        if !in_order || self.reading.is_some() {
-            return None;
-        }
-        let after = self.ready.back().map_or(index, |(at, _)| *at);
-        Some(after.saturating_add(1))
-    }
-
-    /// Notes the batch now being read from `from` on.
-    pub fn reading(&mut self, from: usize, batch: Batch) {
-        self.reading = Some((from, batch));
-    }
-
-    /// Keeps the buffer of a message that was sent, if there is room and the client is still
-    /// retrieving in order (a batch is ready or being read): a session that stopped keeps none.
+    /// Keeps the buffer of a message that was sent for the job to reuse, while it reads ahead.
     pub fn recycle(&mut self, buf: Vec<u8>) {
         let bytes = buf.capacity();
-        let active = self.reading.is_some() || !self.ready.is_empty();
+        let active = self.job.is_some() || !self.ready.is_empty();
         if active && bytes > 0 && self.spare.len() < COUNT && self.spare_bytes + bytes <= BYTES {
             self.spare_bytes += bytes;
             self.spare.push(buf);
         }
     }
 
-    /// The buffers kept, for the batch about to be read.
-    pub fn take_spare(&mut self) -> Vec<Vec<u8>> {
+    /// The maildrop is closed: the job stops at its next message and everything is let go.
+    pub fn close(&mut self) {
+        self.forget();
+        self.closed = true;
+        self.spare = Vec::new();
         self.spare_bytes = 0;
-        std::mem::take(&mut self.spare)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{BYTES, COUNT, Found, KEEP, ReadAhead, Whole};
+    use super::{BYTES, COUNT, Event, Found, KEEP, LARGEST, ReadAhead, Skipped, Start, Whole};
     use std::time::Instant;
-
-    fn now() -> Instant {
-        Instant::now()
-    }
 
     fn whole(byte: u8) -> Whole {
         Whole {
@@ -278,115 +441,193 @@ mod tests {
         }
     }
 
-    fn first_byte(found: Found) -> Option<u8> {
+    fn first_byte(found: &Found) -> Option<u8> {
         match found {
             Found::Ready(w) => Some(w.data[0]),
             _ => None,
         }
     }
 
-    #[test]
-    fn serves_in_order_and_forgets_on_a_jump() {
-        let mut ahead = ReadAhead::default();
-        assert!(matches!(
-            ahead.retrieving(0),
-            Found::Missed { in_order: false }
-        ));
-        assert!(matches!(
-            ahead.retrieving(1),
-            Found::Missed { in_order: true }
-        ));
-        ahead.store((
-            now(),
-            vec![(2, whole(b'c')), (3, whole(b'd')), (4, whole(b'e'))],
-        ));
-        assert_eq!(first_byte(ahead.retrieving(2)), Some(b'c'));
-        // Skipping one drops it; going back drops everything.
-        assert_eq!(first_byte(ahead.retrieving(4)), Some(b'e'));
-        ahead.store((now(), vec![(5, whole(b'f'))]));
-        assert!(matches!(
-            ahead.retrieving(1),
-            Found::Missed { in_order: false }
-        ));
-        assert!(matches!(
-            ahead.retrieving(5),
-            Found::Missed { in_order: false }
-        ));
+    /// Plays the job of `start` reading `n` messages (or until it is told to stop).
+    fn job_reads(ahead: &mut ReadAhead, start: Start, n: usize) -> usize {
+        let mut read = 0;
+        while read < n {
+            let Some((at, _, _)) = ahead.next_for(start.run) else {
+                break;
+            };
+            assert!(ahead.push(start.run, at, Ok(whole(at as u8))));
+            read += 1;
+        }
+        read
     }
 
     #[test]
-    fn the_next_batch_is_read_while_one_is_ready_and_only_one_at_a_time() {
-        let mut ahead = ReadAhead::default();
-        // Out of order: nothing to read ahead.
-        assert_eq!(ahead.prefetch_from(7, false), None);
-        // A miss in order: read from the next message on.
-        assert_eq!(ahead.prefetch_from(1, true), Some(2));
-        // A batch ready: the next one starts after its last message.
-        ahead.store((now(), (2..2 + COUNT).map(|i| (i, whole(i as u8))).collect()));
-        assert_eq!(first_byte(ahead.retrieving(2)), Some(2));
-        for i in 3..2 + COUNT / 2 {
-            assert_eq!(first_byte(ahead.retrieving(i)), Some(i as u8));
-        }
+    fn in_order_retrievals_start_a_job_that_serves_them_from_memory() {
+        let event = Event::new();
+        let mut ahead = ReadAhead::new(1000);
+        let (found, start) = ahead.retrieving(0, &event);
+        assert!(matches!(found, Found::Missed));
+        assert_eq!(start, None, "one retrieval is not an order yet");
+        let (found, start) = ahead.retrieving(1, &event);
+        assert!(matches!(found, Found::Missed));
+        let start = start.expect("in order: a job from the next message");
+        assert_eq!(start.from, 2);
+        // The job has not got to message 2 yet: the retrieval waits for it.
+        let (found, again) = ahead.retrieving(2, &event);
+        assert!(matches!(found, Found::Pending(_)));
+        assert_eq!(again, None, "one job at a time");
+        assert_eq!(job_reads(&mut ahead, start, 3), 3);
+        let (found, _) = ahead.look_again(2, &event);
+        assert_eq!(first_byte(&found), Some(2));
+        let (found, _) = ahead.retrieving(3, &event);
+        assert_eq!(first_byte(&found), Some(3));
+    }
+
+    #[test]
+    fn the_job_stops_when_the_queue_is_full_and_resumes_at_half() {
+        let event = Event::new();
+        let mut ahead = ReadAhead::new(1000);
+        ahead.retrieving(0, &event);
+        let start = ahead.retrieving(1, &event).1.expect("job");
         assert_eq!(
-            ahead.prefetch_from(COUNT / 2 + 1, true),
-            Some(2 + COUNT),
-            "the batch after the ready one"
+            job_reads(&mut ahead, start, usize::MAX),
+            COUNT,
+            "at most COUNT"
         );
-        // While a batch is being read, no second one.
-        ahead.reading(2 + COUNT, blocking::unblock(|| (now(), Vec::new())));
-        assert_eq!(ahead.prefetch_from(COUNT / 2 + 1, true), None);
-        // The batch is waited for only by the retrieval it starts at, in order.
-        for i in 2 + COUNT / 2..2 + COUNT {
-            assert!(matches!(ahead.retrieving(i), Found::Ready(_)));
+        assert!(ahead.next_for(start.run).is_none(), "stopped");
+        let mut index = 2;
+        while ahead.ready.len() > COUNT / 2 + 1 {
+            let (found, start) = ahead.retrieving(index, &event);
+            assert_eq!(first_byte(&found), Some(index as u8));
+            assert_eq!(start, None, "not due before half is taken");
+            index += 1;
         }
-        assert!(matches!(ahead.retrieving(2 + COUNT), Found::Reading(_)));
-        ahead.reading(40, blocking::unblock(|| (now(), Vec::new())));
-        assert!(matches!(ahead.retrieving(50), Found::Missed { .. }));
-        assert!(
-            ahead.prefetch_from(51, true).is_some(),
-            "the skipped batch was dropped"
-        );
+        let (found, start) = ahead.retrieving(index, &event);
+        assert_eq!(first_byte(&found), Some(index as u8));
+        let start = start.expect("due again at half");
+        assert_eq!(start.from, 2 + COUNT, "after the last message read");
+        // And never past the end of the maildrop.
+        let mut small = ReadAhead::new(3);
+        small.retrieving(0, &event);
+        let start = small.retrieving(1, &event).1.expect("job");
+        assert_eq!(job_reads(&mut small, start, usize::MAX), 1);
+        assert_eq!(small.retrieving(2, &event).1, None);
     }
 
     #[test]
-    fn a_batch_read_longer_ago_than_keep_is_not_served_however_late_it_was_stored() {
-        let mut ahead = ReadAhead::default();
-        ahead.retrieving(0);
-        let long_ago = now()
+    fn a_jump_ends_the_run_and_its_job() {
+        let event = Event::new();
+        let mut ahead = ReadAhead::new(1000);
+        ahead.retrieving(0, &event);
+        let old = ahead.retrieving(1, &event).1.expect("job");
+        assert_eq!(job_reads(&mut ahead, old, 2), 2);
+        let (found, start) = ahead.retrieving(7, &event);
+        assert!(matches!(found, Found::Missed));
+        assert_eq!(start, None, "a jump is not an order");
+        assert!(ahead.next_for(old.run).is_none(), "the old job stops");
+        assert!(
+            !ahead.push(old.run, 4, Ok(whole(4))),
+            "and what it read is dropped"
+        );
+        assert!(ahead.ready.is_empty());
+        // Going back: message 2 was read ahead, but that run is over.
+        ahead.retrieving(1, &event);
+        let (found, start) = ahead.retrieving(2, &event);
+        assert!(matches!(found, Found::Missed));
+        assert_eq!(start.map(|s| s.from), Some(3));
+    }
+
+    #[test]
+    fn a_message_that_cannot_be_read_ahead_stops_the_job_until_it_is_retrieved() {
+        let event = Event::new();
+        let mut ahead = ReadAhead::new(1000);
+        ahead.retrieving(0, &event);
+        let start = ahead.retrieving(1, &event).1.expect("job");
+        assert_eq!(job_reads(&mut ahead, start, 1), 1);
+        let (at, _, _) = ahead.next_for(start.run).expect("message 3");
+        assert!(!ahead.push(start.run, at, Err(Skipped::Unsuitable)));
+        // A retrieval waiting for message 3 is woken and reads it itself.
+        let (found, start) = ahead.retrieving(2, &event);
+        assert_eq!(first_byte(&found), Some(2));
+        assert_eq!(start, None, "not started again at message 3");
+        let (found, start) = ahead.retrieving(3, &event);
+        assert!(matches!(found, Found::Missed));
+        assert_eq!(start.map(|s| s.from), Some(4), "on after it");
+        // No room: the job stops, and starts again where it stopped once there is.
+        let start = start.expect("job");
+        assert_eq!(job_reads(&mut ahead, start, 1), 1);
+        let (at, _, _) = ahead.next_for(start.run).expect("message 5");
+        assert!(!ahead.push(start.run, at, Err(Skipped::NoRoom)));
+        let (found, start) = ahead.retrieving(4, &event);
+        assert_eq!(first_byte(&found), Some(4));
+        assert_eq!(start.map(|s| s.from), Some(5));
+    }
+
+    #[test]
+    fn what_was_read_longer_ago_than_keep_is_not_served() {
+        let event = Event::new();
+        let mut ahead = ReadAhead::new(1000);
+        ahead.retrieving(0, &event);
+        let start = ahead.retrieving(1, &event).1.expect("job");
+        assert_eq!(job_reads(&mut ahead, start, 2), 2);
+        let long_ago = Instant::now()
             .checked_sub(KEEP * 2)
             .expect("the monotonic clock started more than 2 s ago");
-        ahead.store((long_ago, vec![(1, whole(b'b'))]));
-        assert!(matches!(
-            ahead.retrieving(1),
-            Found::Missed { in_order: true }
-        ));
+        for ahead in &mut ahead.ready {
+            ahead.at = long_ago;
+        }
+        let (found, start) = ahead.retrieving(2, &event);
+        assert!(matches!(found, Found::Missed));
+        assert!(ahead.ready.is_empty(), "all of it dropped");
+        assert_eq!(
+            start.map(|s| s.from),
+            Some(3),
+            "read again from the next one"
+        );
     }
 
     #[test]
-    fn buffers_of_sent_messages_are_kept_for_the_next_batch_within_bounds() {
-        let mut ahead = ReadAhead::default();
+    fn the_queue_and_the_buffers_to_reuse_stay_within_bounds() {
+        let event = Event::new();
+        let mut ahead = ReadAhead::new(1000);
         ahead.recycle(vec![0; 16]);
         assert!(
-            ahead.take_spare().is_empty(),
+            ahead.spare.is_empty(),
             "not kept: nothing is being read ahead"
         );
-        ahead.store((now(), vec![(1, whole(b'b'))]));
+        ahead.retrieving(0, &event);
+        let start = ahead.retrieving(1, &event).1.expect("job");
         ahead.recycle(Vec::new());
         assert!(
-            ahead.take_spare().is_empty(),
+            ahead.spare.is_empty(),
             "an empty buffer is not worth keeping"
         );
         for _ in 0..COUNT + 5 {
             ahead.recycle(vec![0; 16]);
         }
-        let spare = ahead.take_spare();
-        assert_eq!(spare.len(), COUNT, "at most COUNT buffers");
-        assert!(ahead.take_spare().is_empty(), "taken once");
+        assert_eq!(ahead.spare.len(), COUNT, "at most COUNT buffers");
+        ahead.spare.clear();
+        ahead.spare_bytes = 0;
         ahead.recycle(vec![0; BYTES - 10]);
         ahead.recycle(vec![0; 20]);
-        ahead.recycle(vec![0; 10]);
-        let spare = ahead.take_spare();
-        assert_eq!(spare.iter().map(Vec::capacity).sum::<usize>(), BYTES);
+        assert_eq!(ahead.spare_bytes, BYTES - 10, "at most BYTES together");
+        // The job takes a reused buffer only if it fits in the room left.
+        let (at, buf, room) = ahead.next_for(start.run).expect("message 2");
+        assert_eq!((buf.capacity(), room), (BYTES - 10, BYTES), "fits: taken");
+        let big = Whole {
+            data: vec![0; LARGEST + 1],
+            filled: LARGEST,
+        };
+        assert!(ahead.push(start.run, at, Ok(big)));
+        ahead.recycle(vec![0; BYTES / 2 + 1]);
+        let (_, buf, room) = ahead.next_for(start.run).expect("message 3");
+        assert_eq!(room, BYTES / 2);
+        assert_eq!(buf.capacity(), 0, "longer than the room: kept back");
+        assert_eq!(ahead.spare.len(), 1);
+        // Closing lets everything go and stops the job.
+        ahead.close();
+        assert!(ahead.next_for(start.run).is_none());
+        assert!(ahead.spare.is_empty() && ahead.ready.is_empty());
     }
 
     #[test]
