@@ -185,6 +185,12 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
         import::ImportedList::new()
     });
     let uidls = served_uidls(dir, &entries, &imported);
+    // The sizes not in the cache, found concurrently: on a cold page cache each is a disk read.
+    let uncached: Vec<usize> = (0..entries.len())
+        .filter(|&i| cached.get(i).is_some_and(Option::is_none))
+        .collect();
+    let mut found =
+        map_concurrently(&uncached, |&i| size_of(&cur, &entries[i], &imported)).into_iter();
     let mut snapshot = Snapshot {
         listed_cur: !from_listing,
         ..Snapshot::default()
@@ -193,35 +199,33 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
     snapshot.messages.reserve(entries.len());
     let mut cache_it = Vec::with_capacity(entries.len());
     for ((entry, uidl), cached) in entries.into_iter().zip(uidls).zip(cached) {
-        let path = || cur.join(&entry.name);
-        let imported_size = imported.get(entry.base()).and_then(|i| i.size);
+        let sized = match cached {
+            Some(size) => Sized::Cache(size),
+            None => found.next().unwrap_or(Sized::Gone),
+        };
         // The cache comes first: it holds a size only when we computed it (or checked an imported
         // one), and after a `W=` turned out wrong at read time (see `maildrop::Body`) it holds the
         // true size, so that `W=` is never trusted again for this version of the file.
-        let (size, keep) = if let Some(size) = cached {
-            snapshot.stats.from_cache += 1;
-            (size, true)
-        } else if let Some(size) = imported_size
-            .filter(|&s| import::usable_size(s, &path(), entry.stamp.len).unwrap_or(false))
-        {
-            snapshot.stats.from_imported += 1;
-            (size, true)
-        } else {
-            match name::w_size(entry.base()) {
-                Some(w) if plausible_w(w, entry.stamp.len) => {
-                    snapshot.stats.from_names += 1;
-                    (w, false)
-                }
-                _ => match sizes::compute(&path()) {
-                    Ok(size) => {
-                        snapshot.stats.computed += 1;
-                        (size, true)
-                    }
-                    // Expunged by another reader since we listed it: not part of this snapshot.
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(PluginError::io(format!("reading {uidl}"), &e)),
-                },
+        let (size, keep) = match sized {
+            Sized::Cache(size) => {
+                snapshot.stats.from_cache += 1;
+                (size, true)
             }
+            Sized::Imported(size) => {
+                snapshot.stats.from_imported += 1;
+                (size, true)
+            }
+            Sized::Name(w) => {
+                snapshot.stats.from_names += 1;
+                (w, false)
+            }
+            Sized::Computed(size) => {
+                snapshot.stats.computed += 1;
+                (size, true)
+            }
+            // Expunged by another reader since we listed it: not part of this snapshot.
+            Sized::Gone => continue,
+            Sized::Failed(e) => return Err(PluginError::io(format!("reading {uidl}"), &e)),
         };
         cache_it.push(keep);
         snapshot.messages.push(MessageInfo { size, uidl });
@@ -254,6 +258,80 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
         }
     );
     Ok(snapshot)
+}
+
+/// Where a message's size came from, or why it has none.
+#[derive(Debug)]
+enum Sized {
+    /// The `poppet-sizes` cache.
+    Cache(u64),
+    /// The old server's records, checked against the file.
+    Imported(u64),
+    /// A plausible Maildir++ `,W=` in the name.
+    Name(u64),
+    /// Read from the file.
+    Computed(u64),
+    /// The file is gone (another reader expunged it).
+    Gone,
+    /// The file cannot be read.
+    Failed(std::io::Error),
+}
+
+/// The size of a message the cache does not know: imported, from its name, or read from the file.
+fn size_of(cur: &Path, entry: &Entry, imported: &import::ImportedList) -> Sized {
+    let path = || cur.join(&entry.name);
+    let imported_size = imported.get(entry.base()).and_then(|i| i.size);
+    if let Some(size) =
+        imported_size.filter(|&s| import::usable_size(s, &path(), entry.stamp.len).unwrap_or(false))
+    {
+        return Sized::Imported(size);
+    }
+    match name::w_size(entry.base()) {
+        Some(w) if plausible_w(w, entry.stamp.len) => Sized::Name(w),
+        _ => match sizes::compute(&path()) {
+            Ok(size) => Sized::Computed(size),
+            Err(e) if e.kind() == ErrorKind::NotFound => Sized::Gone,
+            Err(e) => Sized::Failed(e),
+        },
+    }
+}
+
+/// Files read (or `stat`ed) at once when a maildir is opened without its cache. On a cold page
+/// cache each one is a disk read, and a disk serves several at once: reading 30,000 cold 4 KiB
+/// message files took 2.2 s one after the other and 0.77 s eight at a time on the benchmark's
+/// virtual disk.
+const CONCURRENT_READS: usize = 8;
+/// Below this many files, one thread does it all (starting threads costs more than it saves).
+const CONCURRENT_FROM: usize = 256;
+
+/// `f` of every item, in order, on up to [`CONCURRENT_READS`] threads when there are many. A
+/// thread that cannot be started leaves its share to the caller's thread.
+fn map_concurrently<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() < CONCURRENT_FROM {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    let share = items.len().div_ceil(CONCURRENT_READS);
+    std::thread::scope(|scope| {
+        let started: Vec<_> = items
+            .chunks(share)
+            .map(|chunk| {
+                let spawned = std::thread::Builder::new()
+                    .name("poppet-maildir-read".into())
+                    .spawn_scoped(scope, move || chunk.iter().map(f).collect::<Vec<R>>());
+                (chunk, spawned.ok())
+            })
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for (chunk, thread) in started {
+            match thread.map(std::thread::ScopedJoinHandle::join) {
+                Some(Ok(part)) => out.extend(part),
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => out.extend(chunk.iter().map(f)),
+            }
+        }
+        out
+    })
 }
 
 /// The entry and cached size of a listing row.
@@ -376,9 +454,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Lists the message files in `cur/` with their stamps.
 pub fn scan_cur(dir: &Path) -> Result<Vec<Entry>, PluginError> {
     let cur = dir.join("cur");
-    let mut entries = Vec::new();
-    for name in list(&cur)? {
-        let meta = match fs::metadata(cur.join(&name)) {
+    let names = list(&cur)?;
+    let metas = map_concurrently(&names, |name| fs::metadata(cur.join(name)));
+    let mut entries = Vec::with_capacity(names.len());
+    for (name, meta) in names.into_iter().zip(metas) {
+        let meta = match meta {
             Ok(meta) if meta.is_file() => meta,
             Ok(_) => continue,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
@@ -409,4 +489,32 @@ pub fn list(dir: &Path) -> Result<Vec<OsString>, PluginError> {
         }
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CONCURRENT_FROM, map_concurrently};
+
+    #[test]
+    fn many_items_are_mapped_in_order_on_several_threads() {
+        let items: Vec<usize> = (0..CONCURRENT_FROM * 3).collect();
+        let out = map_concurrently(&items, |&i| {
+            let me = std::thread::current();
+            (i * 2, me.id(), me.name().map(str::to_owned))
+        });
+        assert_eq!(
+            out.iter().map(|(v, _, _)| *v).collect::<Vec<_>>(),
+            items.iter().map(|i| i * 2).collect::<Vec<_>>()
+        );
+        let mut threads: Vec<_> = out.iter().map(|(_, id, _)| *id).collect();
+        threads.dedup();
+        assert!(threads.len() > 1, "one thread did it all");
+        assert!(
+            out.iter()
+                .all(|(_, _, name)| name.as_deref() == Some("poppet-maildir-read"))
+        );
+        // Few items: the caller's thread, no others.
+        let few = map_concurrently(&items[..10], |_| std::thread::current().id());
+        assert!(few.iter().all(|id| *id == std::thread::current().id()));
+    }
 }

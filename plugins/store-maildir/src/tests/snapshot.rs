@@ -227,3 +227,39 @@ fn a_small_message_is_served_as_it_was_when_retrieved() {
         "exactly the advertised octets, read at RETR time"
     );
 }
+
+/// Opening a large maildir without its cache stats and reads the files on several threads; the
+/// sizes and the order must be each message's own, with W= names among them.
+#[test]
+fn many_sizes_found_concurrently_are_each_messages_own() {
+    let f = Fixture::new();
+    let count = 700u64;
+    let mut want = Vec::new();
+    for i in 0..count {
+        let lines = 1 + i % 13;
+        let text = "line of text\n".repeat(lines as usize);
+        let name = if i % 7 == 0 {
+            // A plausible W= is taken as it is: no read.
+            let w = text.len() as u64 + lines;
+            format!("{}.M{i}P1.host,S={},W={w}:2,S", 1000 + i, text.len())
+        } else {
+            format!("{}.M{i}P1.host:2,S", 1000 + i)
+        };
+        f.deliver("ann", "cur", &name, text.as_bytes(), 1000 + i);
+        want.push(text.len() as u64 + lines);
+    }
+    let first = f.open("ann").expect("open");
+    let sizes: Vec<u64> = first.messages().iter().map(|m| m.size).collect();
+    assert_eq!(sizes, want);
+    let stats = first.stats();
+    assert_eq!((stats.from_names, stats.computed), (100, 600));
+    for index in [0, 1, 350, 699] {
+        assert_eq!(body(&first, index).len() as u64, want[index]);
+    }
+    // The cache written from them serves the next open.
+    drop(first);
+    let again = f.open("ann").expect("open");
+    assert_eq!(again.stats().computed, 0);
+    let cached: Vec<u64> = again.messages().iter().map(|m| m.size).collect();
+    assert_eq!(cached, want);
+}
