@@ -306,7 +306,7 @@ const CONCURRENT_FROM: usize = 256;
 
 /// `f` of every item, in order, on up to [`CONCURRENT_READS`] threads when there are many. A
 /// thread that cannot be started leaves its share to the caller's thread.
-fn map_concurrently<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub fn map_concurrently<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     if items.len() < CONCURRENT_FROM {
         return items.iter().map(f).collect();
     }

@@ -251,24 +251,35 @@ pub fn warm(root: &Path, now: SystemTime, out: &mut dyn Write) -> io::Result<War
         let (cache, _) = SizeCache::load(&dir);
         let mut rows: Vec<(String, FileStamp, u64)> = Vec::new();
         let (mut computed, mut cached, mut from_names) = (0, 0, 0);
+        let w_sized = |entry: &Entry| {
+            name::w_size(entry.base()).is_some_and(|w| {
+                w >= entry.stamp.len && w <= entry.stamp.len.saturating_mul(2).saturating_add(2)
+            })
+        };
+        // The sizes to compute, read concurrently (see `snapshot::map_concurrently`).
+        let to_read: Vec<&(Entry, PathBuf)> = entries
+            .iter()
+            .filter(|(entry, _)| cache.get(&entry.key, entry.stamp).is_none() && !w_sized(entry))
+            .collect();
+        let mut read =
+            snapshot::map_concurrently(&to_read, |(_, path)| sizes::compute(path)).into_iter();
         for (entry, path) in &entries {
             if let Some(size) = cache.get(&entry.key, entry.stamp) {
                 cached += 1;
                 rows.push((entry.key.clone(), entry.stamp, size));
                 continue;
             }
-            if name::w_size(entry.base()).is_some_and(|w| {
-                w >= entry.stamp.len && w <= entry.stamp.len.saturating_mul(2).saturating_add(2)
-            }) {
+            if w_sized(entry) {
                 from_names += 1;
                 continue;
             }
-            match sizes::compute(path) {
-                Ok(size) => {
+            match read.next() {
+                Some(Ok(size)) => {
                     computed += 1;
                     rows.push((entry.key.clone(), entry.stamp, size));
                 }
-                Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
+                Some(Err(e)) => problems.push(format!("cannot read {}: {e}", path.display())),
+                None => problems.push(format!("cannot read {}", path.display())),
             }
         }
         if computed > 0 || rows.len() != cache.len() {
