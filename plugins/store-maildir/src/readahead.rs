@@ -45,6 +45,10 @@ pub const COUNT: usize = 128;
 /// Messages of more octets than this are not read ahead (their retrieval streams them). Half of
 /// [`BYTES`], so one always fits once the job is due to start again.
 pub const LARGEST: usize = BYTES / 2 - 1;
+/// A retrieval that finds the job still reading its message is woken once the job has read this
+/// many from it on (or stopped), not at every message: each wake-up costs both threads a context
+/// switch, and a session that waits per message waits again at the next one.
+pub const WAKE_AFTER: usize = 8;
 /// How long a message read ahead is served from memory. A pipelining client asks for it within
 /// milliseconds; a client that waits longer gets it read again.
 pub const KEEP: Duration = Duration::from_secs(1);
@@ -131,20 +135,55 @@ pub fn read_one(dir: &File, entry: &Entry, buf: Vec<u8>, room: usize) -> Result<
 pub fn run_job(shared: &Shared, cur: &Path, entries: &[Entry], run: u64) {
     let dir = File::open(cur);
     loop {
-        let Some((at, buf, room)) = shared.lock().next_for(run) else {
-            break;
+        let (at, buf, room) = match shared.lock().next_for(run) {
+            Next::Read { at, buf, room } => (at, buf, room),
+            Next::Stop { wake } => {
+                if wake {
+                    shared.read.notify(usize::MAX);
+                }
+                return;
+            }
         };
         let read = match (&dir, entries.get(at)) {
             (Ok(dir), Some(entry)) => read_one(dir, entry, buf, room),
             _ => Err(Skipped::Unsuitable),
         };
-        let more = shared.lock().push(run, at, read);
-        shared.read.notify(usize::MAX);
-        if !more {
+        let step = shared.lock().push(run, at, read);
+        if step.wake {
+            shared.read.notify(usize::MAX);
+        }
+        if !step.more {
             return;
         }
     }
-    shared.read.notify(usize::MAX);
+}
+
+/// What the job does next ([`ReadAhead::next_for`]).
+#[derive(Debug)]
+pub enum Next {
+    /// Read message `at` into `buf`; `room` octets are left in the queue.
+    Read {
+        /// The message.
+        at: usize,
+        /// A buffer to reuse (maybe empty).
+        buf: Vec<u8>,
+        /// What is left of [`BYTES`].
+        room: usize,
+    },
+    /// Stop, waking the retrieval waiting for the job if `wake`.
+    Stop {
+        /// A retrieval waits: notify [`Shared::read`].
+        wake: bool,
+    },
+}
+
+/// What the job does after a message ([`ReadAhead::push`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// It goes on with the next message.
+    pub more: bool,
+    /// A retrieval waits for what it read (or for it to stop): notify [`Shared::read`].
+    pub wake: bool,
 }
 
 /// A session's read-ahead, shared by its retrievals, its bodies (which give their buffers back)
@@ -230,6 +269,8 @@ pub struct ReadAhead {
     /// pipelined RETRs. At most [`COUNT`] of them, [`BYTES`] together.
     spare: Vec<Vec<u8>>,
     spare_bytes: usize,
+    /// A retrieval waits until this message is read (or the job stops).
+    wake_at: Option<usize>,
     /// The maildrop is gone: the job stops.
     closed: bool,
 }
@@ -247,6 +288,7 @@ impl ReadAhead {
             stopped_at: None,
             spare: Vec::new(),
             spare_bytes: 0,
+            wake_at: None,
             closed: false,
         }
     }
@@ -296,7 +338,13 @@ impl ReadAhead {
                 self.forget();
                 Found::Missed
             }
-            None if self.job.is_some_and(|job| job.next == index) => Found::Pending(read.listen()),
+            None if self.job.is_some_and(|job| job.next == index) => {
+                let last = index
+                    .saturating_add(WAKE_AFTER - 1)
+                    .min(self.messages.saturating_sub(1));
+                self.wake_at = Some(last);
+                Found::Pending(read.listen())
+            }
             None => Found::Missed,
         }
     }
@@ -313,6 +361,7 @@ impl ReadAhead {
         self.ready_bytes = 0;
         self.job = None;
         self.stopped_at = None;
+        self.wake_at = None;
         self.run = self.run.wrapping_add(1);
     }
 
@@ -352,12 +401,16 @@ impl ReadAhead {
     }
 
     /// For the job of run `run`: the message to read next, a buffer to read it into and the room
-    /// left, or `None` when it should stop (the session moved on, the queue is full, the end).
-    pub fn next_for(&mut self, run: u64) -> Option<(usize, Vec<u8>, usize)> {
-        let job = self.job.filter(|job| job.run == run && !self.closed)?;
+    /// left, or stop (the session moved on, the queue is full, the end).
+    pub fn next_for(&mut self, run: u64) -> Next {
+        let Some(job) = self.job.filter(|job| job.run == run && !self.closed) else {
+            return Next::Stop { wake: false };
+        };
         if self.ready_bytes >= BYTES || self.ready.len() >= COUNT || job.next >= self.messages {
             self.job = None;
-            return None;
+            return Next::Stop {
+                wake: self.wake_at.take().is_some(),
+            };
         }
         let room = BYTES - self.ready_bytes;
         // A reused buffer longer than the room is not taken: the buffers' whole length counts.
@@ -372,18 +425,25 @@ impl ReadAhead {
             }
             None => Vec::new(),
         };
-        Some((job.next, buf, room))
+        Next::Read {
+            at: job.next,
+            buf,
+            room,
+        }
     }
 
-    /// For the job of run `run`: what it read of message `index`. Returns whether it goes on.
-    pub fn push(&mut self, run: u64, index: usize, read: Result<Whole, Skipped>) -> bool {
+    /// For the job of run `run`: what it read of message `index`.
+    pub fn push(&mut self, run: u64, index: usize, read: Result<Whole, Skipped>) -> Step {
         if !self
             .job
             .is_some_and(|job| job.run == run && job.next == index)
         {
-            return false;
+            return Step {
+                more: false,
+                wake: false,
+            };
         }
-        match read {
+        let more = match read {
             Ok(whole) => {
                 let len = whole.data.capacity().max(whole.filled + 1);
                 self.ready_bytes += len;
@@ -407,7 +467,13 @@ impl ReadAhead {
                 self.stopped_at = Some(index);
                 false
             }
-        }
+        };
+        let wake = if !more || self.wake_at.is_some_and(|at| index >= at) {
+            self.wake_at.take().is_some()
+        } else {
+            false
+        };
+        Step { more, wake }
     }
 
     /// Keeps the buffer of a message that was sent for the job to reuse, while it reads ahead.
@@ -431,7 +497,10 @@ impl ReadAhead {
 
 #[cfg(test)]
 mod tests {
-    use super::{BYTES, COUNT, Event, Found, KEEP, LARGEST, ReadAhead, Skipped, Start, Whole};
+    use super::{
+        BYTES, COUNT, Event, Found, KEEP, LARGEST, Next, ReadAhead, Skipped, Start, Step,
+        WAKE_AFTER, Whole,
+    };
     use std::time::Instant;
 
     fn whole(byte: u8) -> Whole {
@@ -452,13 +521,21 @@ mod tests {
     fn job_reads(ahead: &mut ReadAhead, start: Start, n: usize) -> usize {
         let mut read = 0;
         while read < n {
-            let Some((at, _, _)) = ahead.next_for(start.run) else {
+            let Next::Read { at, .. } = ahead.next_for(start.run) else {
                 break;
             };
-            assert!(ahead.push(start.run, at, Ok(whole(at as u8))));
+            assert!(ahead.push(start.run, at, Ok(whole(at as u8))).more);
             read += 1;
         }
         read
+    }
+
+    /// The message the job reads next, and its room.
+    fn next_at(ahead: &mut ReadAhead, run: u64) -> Option<(usize, usize, usize)> {
+        match ahead.next_for(run) {
+            Next::Read { at, buf, room } => Some((at, buf.capacity(), room)),
+            Next::Stop { .. } => None,
+        }
     }
 
     #[test]
@@ -484,6 +561,55 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_retrieval_is_woken_after_several_messages_or_when_the_job_stops() {
+        let event = Event::new();
+        let mut ahead = ReadAhead::new(1000);
+        ahead.retrieving(0, &event);
+        let start = ahead.retrieving(1, &event).1.expect("job");
+        assert!(matches!(ahead.retrieving(2, &event).0, Found::Pending(_)));
+        for at in 2..2 + WAKE_AFTER {
+            let (next, _, _) = next_at(&mut ahead, start.run).expect("reads on");
+            assert_eq!(next, at);
+            let step = ahead.push(start.run, at, Ok(whole(at as u8)));
+            let woken = at == 2 + WAKE_AFTER - 1;
+            assert_eq!(
+                step,
+                Step {
+                    more: true,
+                    wake: woken
+                },
+                "message {at}"
+            );
+        }
+        // Nobody waits now: no wake-ups.
+        let (at, _, _) = next_at(&mut ahead, start.run).expect("reads on");
+        assert!(!ahead.push(start.run, at, Ok(whole(0))).wake);
+        // Waiting again, the job stops before the wake-up point: woken all the same.
+        let mut small = ReadAhead::new(1000);
+        small.retrieving(0, &event);
+        let start = small.retrieving(1, &event).1.expect("job");
+        assert!(matches!(small.retrieving(2, &event).0, Found::Pending(_)));
+        let (at, _, _) = next_at(&mut small, start.run).expect("message 2");
+        let step = small.push(start.run, at, Err(Skipped::Unsuitable));
+        assert_eq!(
+            step,
+            Step {
+                more: false,
+                wake: true
+            }
+        );
+        // And near the end of the maildrop, at its last message.
+        let mut end = ReadAhead::new(4);
+        end.retrieving(0, &event);
+        let start = end.retrieving(1, &event).1.expect("job");
+        assert!(matches!(end.retrieving(2, &event).0, Found::Pending(_)));
+        let (at, _, _) = next_at(&mut end, start.run).expect("message 2");
+        assert!(!end.push(start.run, at, Ok(whole(2))).wake);
+        let (at, _, _) = next_at(&mut end, start.run).expect("message 3");
+        assert!(end.push(start.run, at, Ok(whole(3))).wake);
+    }
+
+    #[test]
     fn the_job_stops_when_the_queue_is_full_and_resumes_at_half() {
         let event = Event::new();
         let mut ahead = ReadAhead::new(1000);
@@ -494,7 +620,7 @@ mod tests {
             COUNT,
             "at most COUNT"
         );
-        assert!(ahead.next_for(start.run).is_none(), "stopped");
+        assert!(next_at(&mut ahead, start.run).is_none(), "stopped");
         let mut index = 2;
         while ahead.ready.len() > COUNT / 2 + 1 {
             let (found, start) = ahead.retrieving(index, &event);
@@ -524,9 +650,9 @@ mod tests {
         let (found, start) = ahead.retrieving(7, &event);
         assert!(matches!(found, Found::Missed));
         assert_eq!(start, None, "a jump is not an order");
-        assert!(ahead.next_for(old.run).is_none(), "the old job stops");
+        assert!(next_at(&mut ahead, old.run).is_none(), "the old job stops");
         assert!(
-            !ahead.push(old.run, 4, Ok(whole(4))),
+            !ahead.push(old.run, 4, Ok(whole(4))).more,
             "and what it read is dropped"
         );
         assert!(ahead.ready.is_empty());
@@ -544,8 +670,8 @@ mod tests {
         ahead.retrieving(0, &event);
         let start = ahead.retrieving(1, &event).1.expect("job");
         assert_eq!(job_reads(&mut ahead, start, 1), 1);
-        let (at, _, _) = ahead.next_for(start.run).expect("message 3");
-        assert!(!ahead.push(start.run, at, Err(Skipped::Unsuitable)));
+        let (at, _, _) = next_at(&mut ahead, start.run).expect("message 3");
+        assert!(!ahead.push(start.run, at, Err(Skipped::Unsuitable)).more);
         // A retrieval waiting for message 3 is woken and reads it itself.
         let (found, start) = ahead.retrieving(2, &event);
         assert_eq!(first_byte(&found), Some(2));
@@ -556,8 +682,8 @@ mod tests {
         // No room: the job stops, and starts again where it stopped once there is.
         let start = start.expect("job");
         assert_eq!(job_reads(&mut ahead, start, 1), 1);
-        let (at, _, _) = ahead.next_for(start.run).expect("message 5");
-        assert!(!ahead.push(start.run, at, Err(Skipped::NoRoom)));
+        let (at, _, _) = next_at(&mut ahead, start.run).expect("message 5");
+        assert!(!ahead.push(start.run, at, Err(Skipped::NoRoom)).more);
         let (found, start) = ahead.retrieving(4, &event);
         assert_eq!(first_byte(&found), Some(4));
         assert_eq!(start.map(|s| s.from), Some(5));
@@ -612,21 +738,21 @@ mod tests {
         ahead.recycle(vec![0; 20]);
         assert_eq!(ahead.spare_bytes, BYTES - 10, "at most BYTES together");
         // The job takes a reused buffer only if it fits in the room left.
-        let (at, buf, room) = ahead.next_for(start.run).expect("message 2");
-        assert_eq!((buf.capacity(), room), (BYTES - 10, BYTES), "fits: taken");
+        let (at, capacity, room) = next_at(&mut ahead, start.run).expect("message 2");
+        assert_eq!((capacity, room), (BYTES - 10, BYTES), "fits: taken");
         let big = Whole {
             data: vec![0; LARGEST + 1],
             filled: LARGEST,
         };
-        assert!(ahead.push(start.run, at, Ok(big)));
+        assert!(ahead.push(start.run, at, Ok(big)).more);
         ahead.recycle(vec![0; BYTES / 2 + 1]);
-        let (_, buf, room) = ahead.next_for(start.run).expect("message 3");
+        let (_, capacity, room) = next_at(&mut ahead, start.run).expect("message 3");
         assert_eq!(room, BYTES / 2);
-        assert_eq!(buf.capacity(), 0, "longer than the room: kept back");
+        assert_eq!(capacity, 0, "longer than the room: kept back");
         assert_eq!(ahead.spare.len(), 1);
         // Closing lets everything go and stops the job.
         ahead.close();
-        assert!(ahead.next_for(start.run).is_none());
+        assert!(next_at(&mut ahead, start.run).is_none());
         assert!(ahead.spare.is_empty() && ahead.ready.is_empty());
     }
 
