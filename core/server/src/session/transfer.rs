@@ -1,6 +1,6 @@
 //! RETR/TOP streaming and the commit at QUIT.
 
-use super::{Driver, FLUSH_AT, Streamed};
+use super::{BATCH_FLUSH_AT, Driver, Streamed};
 use poppet_proto::{CommitOutcome, Failure};
 use poppet_sdk::ErrorCode;
 
@@ -82,7 +82,7 @@ impl Driver<'_> {
         // Pipelined RETRs of small messages are answered in one write: the serve loop flushes once
         // the engine has no more queued commands, and here only when the buffer is full (one
         // sendto per message was the benchmark's worst gap against Dovecot).
-        if self.out.len() >= FLUSH_AT {
+        if self.out.len() >= BATCH_FLUSH_AT {
             self.flush().await?;
         }
         self.session.transfer_completed();
