@@ -517,6 +517,17 @@ mod tests {
         }
     }
 
+    /// A read-ahead of `messages` messages after retrievals of the first two, and the job they
+    /// started (from message 2).
+    fn in_order(messages: usize) -> (Event, ReadAhead, Start) {
+        let event = Event::new();
+        let mut ahead = ReadAhead::new(messages);
+        ahead.retrieving(0, &event);
+        let start = ahead.retrieving(1, &event).1.expect("in order: a job");
+        assert_eq!(start.from, 2);
+        (event, ahead, start)
+    }
+
     /// Plays the job of `start` reading `n` messages (or until it is told to stop).
     fn job_reads(ahead: &mut ReadAhead, start: Start, n: usize) -> usize {
         let mut read = 0;
@@ -562,10 +573,7 @@ mod tests {
 
     #[test]
     fn a_waiting_retrieval_is_woken_after_several_messages_or_when_the_job_stops() {
-        let event = Event::new();
-        let mut ahead = ReadAhead::new(1000);
-        ahead.retrieving(0, &event);
-        let start = ahead.retrieving(1, &event).1.expect("job");
+        let (event, mut ahead, start) = in_order(1000);
         assert!(matches!(ahead.retrieving(2, &event).0, Found::Pending(_)));
         for at in 2..2 + WAKE_AFTER {
             let (next, _, _) = next_at(&mut ahead, start.run).expect("reads on");
@@ -611,10 +619,7 @@ mod tests {
 
     #[test]
     fn the_job_stops_when_the_queue_is_full_and_resumes_at_half() {
-        let event = Event::new();
-        let mut ahead = ReadAhead::new(1000);
-        ahead.retrieving(0, &event);
-        let start = ahead.retrieving(1, &event).1.expect("job");
+        let (event, mut ahead, start) = in_order(1000);
         assert_eq!(
             job_reads(&mut ahead, start, usize::MAX),
             COUNT,
@@ -642,10 +647,7 @@ mod tests {
 
     #[test]
     fn a_jump_ends_the_run_and_its_job() {
-        let event = Event::new();
-        let mut ahead = ReadAhead::new(1000);
-        ahead.retrieving(0, &event);
-        let old = ahead.retrieving(1, &event).1.expect("job");
+        let (event, mut ahead, old) = in_order(1000);
         assert_eq!(job_reads(&mut ahead, old, 2), 2);
         let (found, start) = ahead.retrieving(7, &event);
         assert!(matches!(found, Found::Missed));
@@ -665,14 +667,11 @@ mod tests {
 
     #[test]
     fn a_message_that_cannot_be_read_ahead_stops_the_job_until_it_is_retrieved() {
-        let event = Event::new();
-        let mut ahead = ReadAhead::new(1000);
-        ahead.retrieving(0, &event);
-        let start = ahead.retrieving(1, &event).1.expect("job");
+        let (event, mut ahead, start) = in_order(1000);
         assert_eq!(job_reads(&mut ahead, start, 1), 1);
         let (at, _, _) = next_at(&mut ahead, start.run).expect("message 3");
         assert!(!ahead.push(start.run, at, Err(Skipped::Unsuitable)).more);
-        // A retrieval waiting for message 3 is woken and reads it itself.
+        // The retrieval of message 3 reads it itself.
         let (found, start) = ahead.retrieving(2, &event);
         assert_eq!(first_byte(&found), Some(2));
         assert_eq!(start, None, "not started again at message 3");
@@ -691,10 +690,7 @@ mod tests {
 
     #[test]
     fn what_was_read_longer_ago_than_keep_is_not_served() {
-        let event = Event::new();
-        let mut ahead = ReadAhead::new(1000);
-        ahead.retrieving(0, &event);
-        let start = ahead.retrieving(1, &event).1.expect("job");
+        let (event, mut ahead, start) = in_order(1000);
         assert_eq!(job_reads(&mut ahead, start, 2), 2);
         let long_ago = Instant::now()
             .checked_sub(KEEP * 2)
