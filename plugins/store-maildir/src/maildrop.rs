@@ -209,12 +209,13 @@ impl MaildirDrop {
         let read_through = (0..snapshot.entries.len())
             .map(|_| AtomicBool::new(false))
             .collect();
+        let read_ahead = Arc::new(Shared::new(snapshot.entries.len()));
         MaildirDrop {
             paths: Arc::new(Paths {
                 cur: dir.join("cur"),
                 dir,
             }),
-            read_ahead: Arc::new(Shared::new(snapshot.entries.len())),
+            read_ahead,
             entries: snapshot.entries.into(),
             messages: snapshot.messages.into(),
             stats: snapshot.stats,

@@ -78,6 +78,9 @@ pub fn read_whole_into(file: &mut File, len: u64, mut data: Vec<u8>) -> io::Resu
         return Ok(None);
     };
     if data.len() <= len {
+        // Exactly: a buffer grown with room to spare would count for more than the message in
+        // the read-ahead's bound.
+        data.reserve_exact(len + 1 - data.len());
         data.resize(len + 1, 0);
     }
     let room = len + 1;
@@ -762,6 +765,13 @@ mod tests {
             .expect("read")
             .expect("not grown");
         assert_eq!(&whole.data[..whole.filled], b"hello\n");
+        // A reused buffer too short for the file grows to exactly the file and one octet (no
+        // spare room the read-ahead's bound would not see).
+        file.rewind().expect("rewind");
+        let grown = super::read_whole_into(&mut file, 6, vec![b'x'; 4])
+            .expect("read")
+            .expect("not grown");
+        assert_eq!((grown.filled, grown.data.capacity()), (6, 7));
         // A file longer than its recorded length still shows as grown.
         file.rewind().expect("rewind");
         let grown = super::read_whole_into(&mut file, 4, vec![b'x'; 100]).expect("read");

@@ -403,7 +403,7 @@ fn store_cache(
 /// it: conversion only adds octets (so not below `len`), at most one per octet plus the final CRLF
 /// that completes a last line without one (so not above `2 * len + 2`). A `W=` that passes is
 /// still checked as the message is read, where a mismatch fails the transfer.
-fn plausible_w(w: u64, len: u64) -> bool {
+pub fn plausible_w(w: u64, len: u64) -> bool {
     w >= len && w <= len.saturating_mul(2).saturating_add(2)
 }
 

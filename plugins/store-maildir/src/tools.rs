@@ -252,9 +252,7 @@ pub fn warm(root: &Path, now: SystemTime, out: &mut dyn Write) -> io::Result<War
         let mut rows: Vec<(String, FileStamp, u64)> = Vec::new();
         let (mut computed, mut cached, mut from_names) = (0, 0, 0);
         let w_sized = |entry: &Entry| {
-            name::w_size(entry.base()).is_some_and(|w| {
-                w >= entry.stamp.len && w <= entry.stamp.len.saturating_mul(2).saturating_add(2)
-            })
+            name::w_size(entry.base()).is_some_and(|w| snapshot::plausible_w(w, entry.stamp.len))
         };
         // The sizes to compute, read concurrently (see `snapshot::map_concurrently`).
         let to_read: Vec<&(Entry, PathBuf)> = entries

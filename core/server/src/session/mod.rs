@@ -461,7 +461,8 @@ impl Driver<'_> {
 
     /// Streams `body` through `encoder` into the output, whose reply starts at `mark`, reading
     /// `chunk` octets at a time and flushing whenever the body has added `FLUSH_AT` since the last
-    /// flush or the buffer reaches `BATCH_FLUSH_AT` (memory stays flat in the body's size). The one loop for RETR/TOP and streamed extension replies.
+    /// flush or the buffer reaches `BATCH_FLUSH_AT` (memory stays flat in the body's size). The
+    /// one loop for RETR/TOP and streamed extension replies.
     async fn stream_body(
         &mut self,
         body: &mut (impl futures_lite::AsyncRead + Unpin),
