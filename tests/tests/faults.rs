@@ -371,7 +371,13 @@ fn kill_9_at_random_points(store: Store, test: &str) {
     let (dir_of_box, expected_files): (PathBuf, &[&str]) = match store {
         Store::Maildir => (
             mail.join("demo/Maildir"),
-            &["cur", "new", "poppet-sizes", "tmp"],
+            &[
+                "cur",
+                "new",
+                "poppet-pop3.lock.spare",
+                "poppet-sizes",
+                "tmp",
+            ],
         ),
         Store::Mbox => (mail.clone(), &[".demo.poppet-session", "demo"]),
     };

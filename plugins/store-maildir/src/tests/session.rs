@@ -61,8 +61,11 @@ fn stale_locks_are_taken_over_and_live_ones_are_not() {
         }
         let _ = std::fs::remove_file(&lock);
     }
-    // Nothing but the maildir's own entries is left behind.
-    assert_eq!(names(&f.maildir("jo")), ["cur", "new", "tmp"]);
+    // Nothing but the maildir's own entries and the released lock's spare is left behind.
+    assert_eq!(
+        names(&f.maildir("jo")),
+        ["cur", "new", "poppet-pop3.lock.spare", "tmp"]
+    );
 }
 
 #[test]
