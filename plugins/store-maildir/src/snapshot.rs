@@ -206,27 +206,18 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
         // The cache comes first: it holds a size only when we computed it (or checked an imported
         // one), and after a `W=` turned out wrong at read time (see `maildrop::Body`) it holds the
         // true size, so that `W=` is never trusted again for this version of the file.
-        let (size, keep) = match sized {
-            Sized::Cache(size) => {
-                snapshot.stats.from_cache += 1;
-                (size, true)
-            }
-            Sized::Imported(size) => {
-                snapshot.stats.from_imported += 1;
-                (size, true)
-            }
-            Sized::Name(w) => {
-                snapshot.stats.from_names += 1;
-                (w, false)
-            }
-            Sized::Computed(size) => {
-                snapshot.stats.computed += 1;
-                (size, true)
-            }
+        // The size, whether the cache is to keep it (a `W=` is not cached), and what it counts as.
+        let stats = &mut snapshot.stats;
+        let (size, keep, counted) = match sized {
+            Sized::Cache(size) => (size, true, &mut stats.from_cache),
+            Sized::Imported(size) => (size, true, &mut stats.from_imported),
+            Sized::Name(w) => (w, false, &mut stats.from_names),
+            Sized::Computed(size) => (size, true, &mut stats.computed),
             // Expunged by another reader since we listed it: not part of this snapshot.
             Sized::Gone => continue,
             Sized::Failed(e) => return Err(PluginError::io(format!("reading {uidl}"), &e)),
         };
+        *counted += 1;
         cache_it.push(keep);
         snapshot.messages.push(MessageInfo { size, uidl });
         snapshot.entries.push(entry);
