@@ -66,6 +66,10 @@ pub struct Snapshot {
     pub stats: SizeStats,
     /// `cur/` was listed: it changed since the cache's listing (or there was none).
     pub listed_cur: bool,
+    /// `cur/`'s stamp when it was last changed well before the snapshot was taken
+    /// ([`DirStamp::settled`]): as long as `cur/` still has it, each name of the snapshot is still
+    /// the file the snapshot saw (creating, renaming or removing a name changes the stamp).
+    pub settled_cur: Option<DirStamp>,
 }
 
 /// The delivery time in seconds at the start of a maildir file name, if it has one.
@@ -193,6 +197,7 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
         map_concurrently(&uncached, |&i| size_of(&cur, &entries[i], &imported)).into_iter();
     let mut snapshot = Snapshot {
         listed_cur: !from_listing,
+        settled_cur: cur_stamp.settled(read_at).then_some(cur_stamp),
         ..Snapshot::default()
     };
     snapshot.entries.reserve(entries.len());

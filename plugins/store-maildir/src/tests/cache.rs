@@ -138,13 +138,6 @@ fn f7_a_version_1_cache_is_recomputed() {
     assert!(rebuilt.starts_with("poppet-sizes 3\n"), "{rebuilt}");
 }
 
-/// Sets `cur/`'s mtime to `secs` after the epoch, as if it had not changed for a long time.
-fn settle(f: &Fixture, user: &str, secs: u64) {
-    let cur = std::fs::File::open(f.maildir(user).join("cur")).expect("open cur");
-    cur.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
-        .expect("mtime");
-}
-
 /// The debug line's marker is not visible here; a listed open is one where a file added behind
 /// the directory's back (mtime put back) is not seen.
 #[test]

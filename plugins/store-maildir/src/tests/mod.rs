@@ -58,6 +58,13 @@ impl Fixture {
     }
 }
 
+/// Sets `cur/`'s mtime to `secs` after the epoch, as if it had not changed for a long time.
+fn settle(f: &Fixture, user: &str, secs: u64) {
+    let cur = std::fs::File::open(f.maildir(user).join("cur")).expect("open cur");
+    cur.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
+        .expect("mtime");
+}
+
 fn set_mtime(path: &Path, secs: u64) {
     crate::lock::set_mtime(path, UNIX_EPOCH + Duration::from_secs(secs)).expect("mtime");
 }

@@ -350,6 +350,39 @@ fn messages_retrieved_in_order_are_read_ahead_and_still_exact() {
 }
 
 #[test]
+fn a_message_replaced_under_its_name_after_the_snapshot_is_not_read_ahead() {
+    let f = Fixture::new();
+    let text = |i: usize, tag: &str| format!("Subject: {tag} {i:02}\n\nbody\n").into_bytes();
+    let mut paths = Vec::new();
+    for i in 0..24 {
+        let name = format!("{}.m{i}:2,", 100 + i);
+        paths.push(f.deliver("rex", "cur", &name, &text(i, "old"), 100 + i as u64));
+    }
+    // `cur/` settled long before the login: the read-ahead may trust its names while it stays so.
+    settle(&f, "rex", 1000);
+    let maildrop = f.open("rex").expect("open");
+    // Message 10 is replaced under its name by another file of the same length: `cur/` changes,
+    // so the files read ahead are checked one by one, and that one is not the snapshot's.
+    std::fs::remove_file(&paths[10]).expect("rm");
+    std::fs::write(&paths[10], text(10, "new")).expect("write");
+    for index in 0..24 {
+        if index == 10 {
+            let err = block_on(maildrop.retrieve(index)).expect_err("not ours");
+            assert_eq!(err.code, ErrorCode::NOT_FOUND);
+            continue;
+        }
+        let expected = String::from_utf8(text(index, "old"))
+            .expect("ascii")
+            .replace('\n', "\r\n");
+        assert_eq!(
+            body(&maildrop, index),
+            expected.as_bytes(),
+            "message {index}"
+        );
+    }
+}
+
+#[test]
 fn leftovers_are_looked_for_after_a_crash_or_new_mail_not_on_every_login() {
     let f = Fixture::new();
     f.deliver("una", "cur", "1.a:2,", b"x\n", 1);
