@@ -378,6 +378,12 @@ make_cold() { # make_cold SERVER USER
 DROPS=no; [ -w /proc/sys/vm/drop_caches ] && DROPS=yes
 
 # --- The rounds --------------------------------------------------------------------------------
+# The maildirs just written (1.6 GB in a full run) are still dirty in the page cache; the kernel
+# writes them back about 30 s later, which was in the middle of round 1's session workloads
+# (Poppet's c=64 fell to 1,300-1,400 sessions per second in round 1 of two runs, and 1,600-1,850
+# in rounds 2 and 3).
+log "flushing the generated maildirs to disk"
+sync
 log "rounds: $ROUNDS, duration ${DURATION}s, servers: $SERVERS"
 for round in $(seq 1 "$ROUNDS"); do
     log "round $round: (b) loopback ceiling"
