@@ -12,6 +12,11 @@
 //! stays flat whatever the message size, and a line start, a CR/LF pair or a leading
 //! dot split across chunks is handled like any other.
 
+/// Finds the dots to stuff in RETR bodies; built once, not at every chunk (its searcher's setup
+/// showed in the profile of pipelined RETRs of small messages).
+static DOT_AFTER_LF: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n."));
+
 /// Whether the encoder wants more input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -106,7 +111,7 @@ impl BodyEncoder {
             out.push(b'.');
         }
         let mut start = 0;
-        for at in memchr::memmem::find_iter(input, b"\n.") {
+        for at in DOT_AFTER_LF.find_iter(input) {
             out.extend_from_slice(&input[start..=at]);
             out.push(b'.');
             start = at + 1;
