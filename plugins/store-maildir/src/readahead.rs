@@ -222,36 +222,33 @@ fn hand_over(
                 .is_ok_and(|meta| DirStamp::of(&meta) == stamp)
         })
     });
-    let is_ours = |at: usize, held: &Held| {
-        names_hold
-            || entries
-                .get(at)
-                .is_some_and(|entry| FileId::of_file(&held.file).is_ok_and(|id| id == entry.id))
-    };
-    let checked: Vec<(usize, Result<Whole, Skipped>)> = batch
-        .drain(..)
-        .map(|(at, read)| {
-            let read = read.and_then(|held| {
-                if is_ours(at, &held) {
-                    Ok(held.whole)
-                } else {
-                    Err(Skipped::Unsuitable)
-                }
-            });
-            (at, read)
-        })
-        .collect();
+    // Checked before the state is locked: the session waits on that lock.
+    let mut ours = [false; BATCH];
+    for ((at, read), ours) in batch.iter().zip(&mut ours) {
+        *ours = read.as_ref().is_ok_and(|held| {
+            names_hold
+                || entries
+                    .get(*at)
+                    .is_some_and(|entry| FileId::of_file(&held.file).is_ok_and(|id| id == entry.id))
+        });
+    }
     let (mut more, mut wake) = (true, false);
-    let mut state = shared.lock();
-    for (at, read) in checked {
-        let step = state.push(run, at, read);
+    for ((at, read), ours) in batch.drain(..).zip(ours) {
+        // The file is closed here, before the state is locked.
+        let read = read.and_then(|held| {
+            if ours {
+                Ok(held.whole)
+            } else {
+                Err(Skipped::Unsuitable)
+            }
+        });
+        let step = shared.lock().push(run, at, read);
         wake |= step.wake;
         more = step.more;
         if !more {
             break;
         }
     }
-    drop(state);
     if wake {
         shared.read.notify(usize::MAX);
     }
