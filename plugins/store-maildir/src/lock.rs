@@ -136,7 +136,7 @@ impl SessionLock {
                         },
                         Err(e) => {
                             let _ = fs::remove_file(&path);
-                            return Err(PluginError::io("reading the new lock file", &e));
+                            return Err(PluginError::io("checking the new lock file", &e));
                         }
                     };
                     if let Err(e) = write {

@@ -23,7 +23,7 @@ use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name::{self, FxHashSet};
 use crate::readahead::{self, Found, Shared, Start, Whole};
-use crate::sizes::{self, DirStamp, FileStamp};
+use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
 use blocking::Task;
 use futures_io::AsyncRead;
@@ -123,7 +123,6 @@ struct Ahead {
     paths: Arc<Paths>,
     entries: Arc<[Entry]>,
     shared: Arc<Shared>,
-    settled_cur: Option<DirStamp>,
 }
 
 impl Ahead {
@@ -132,14 +131,12 @@ impl Ahead {
         let Some(Start { run, from: _ }) = start else {
             return;
         };
-        let (paths, entries, shared, settled) = (
+        let (paths, entries, shared) = (
             Arc::clone(&self.paths),
             Arc::clone(&self.entries),
             Arc::clone(&self.shared),
-            self.settled_cur,
         );
-        blocking::unblock(move || readahead::run_job(&shared, &paths.cur, &entries, run, settled))
-            .detach();
+        blocking::unblock(move || readahead::run_job(&shared, &paths.cur, &entries, run)).detach();
     }
 
     /// Finds message `index` (a retrieval in order, whose first look was [`Found::Pending`]) once
@@ -196,8 +193,6 @@ pub struct MaildirDrop {
     lock: Option<Arc<SessionLock>>,
     /// Small messages read ahead for a client retrieving in order.
     read_ahead: Arc<Shared>,
-    /// The snapshot's settled stamp of `cur/` (see [`readahead::run_job`]).
-    settled_cur: Option<DirStamp>,
     /// The store's read buffers for large messages.
     buffers: Arc<Buffers>,
 }
@@ -214,14 +209,13 @@ impl MaildirDrop {
         let read_through = (0..snapshot.entries.len())
             .map(|_| AtomicBool::new(false))
             .collect();
-        let read_ahead = Arc::new(Shared::new(snapshot.entries.len()));
+        let read_ahead = Arc::new(Shared::new(snapshot.entries.len(), snapshot.settled_cur));
         MaildirDrop {
             paths: Arc::new(Paths {
                 cur: dir.join("cur"),
                 dir,
             }),
             read_ahead,
-            settled_cur: snapshot.settled_cur,
             entries: snapshot.entries.into(),
             messages: snapshot.messages.into(),
             stats: snapshot.stats,
@@ -276,7 +270,6 @@ impl poppet_sdk::Maildrop for MaildirDrop {
             paths: Arc::clone(&self.paths),
             entries: Arc::clone(&self.entries),
             shared: Arc::clone(&self.read_ahead),
-            settled_cur: self.settled_cur,
         };
         // The next messages are read while this one is served.
         let (found_ahead, start) = ahead.shared.lock().retrieving(index, &ahead.shared.read);

@@ -153,18 +153,12 @@ pub const BATCH: usize = WAKE_AFTER;
 /// until [`ReadAhead::next_for`] says stop. Runs on the blocking pool.
 ///
 /// What it reads is handed over [`BATCH`] messages at a time, once they are known to be the
-/// snapshot's files: when `settled` (the stamp `cur/` had, long settled, when the snapshot was
-/// taken) is still `cur/`'s after they were opened, no name in it was replaced, renamed or removed
+/// snapshot's files: when the stamp `cur/` had, long settled, when the snapshot was taken
+/// ([`Shared::new`]) is still `cur/`'s after they were opened, no name in it was replaced, renamed or removed
 /// since, and one `statx` of the directory does for the batch; otherwise each file's identity is
 /// checked, as the retrieval without read-ahead does (that `statx` per file was a fifth of the
 /// job's time).
-pub fn run_job(
-    shared: &Shared,
-    cur: &Path,
-    entries: &[Entry],
-    run: u64,
-    settled: Option<DirStamp>,
-) {
+pub fn run_job(shared: &Shared, cur: &Path, entries: &[Entry], run: u64) {
     let dir = File::open(cur);
     let mut batch: Vec<(usize, Result<Held, Skipped>)> = Vec::with_capacity(BATCH);
     loop {
@@ -189,7 +183,7 @@ pub fn run_job(
             Next::Flush => None,
             Next::Stop { wake } => Some(wake),
         };
-        let more = hand_over(shared, &dir, entries, run, settled, &mut batch);
+        let more = hand_over(shared, &dir, entries, run, &mut batch);
         match stop {
             Some(wake) => {
                 if wake {
@@ -210,13 +204,12 @@ fn hand_over(
     dir: &io::Result<File>,
     entries: &[Entry],
     run: u64,
-    settled: Option<DirStamp>,
     batch: &mut Vec<(usize, Result<Held, Skipped>)>,
 ) -> bool {
     if batch.is_empty() {
         return true;
     }
-    let names_hold = settled.is_some_and(|stamp| {
+    let names_hold = shared.settled_cur.is_some_and(|stamp| {
         dir.as_ref().is_ok_and(|dir| {
             dir.metadata()
                 .is_ok_and(|meta| DirStamp::of(&meta) == stamp)
@@ -293,14 +286,18 @@ pub struct Shared {
     state: Mutex<ReadAhead>,
     /// Notified when the job has read a message or stopped.
     pub read: Event,
+    /// The snapshot's stamp of `cur/`, if it had settled (see [`run_job`]).
+    settled_cur: Option<DirStamp>,
 }
 
 impl Shared {
-    /// The read-ahead of a maildrop of `messages` messages.
-    pub fn new(messages: usize) -> Shared {
+    /// The read-ahead of a maildrop of `messages` messages, whose snapshot found `cur/` settled
+    /// with the stamp `settled_cur` ([`crate::snapshot::Snapshot::settled_cur`]).
+    pub fn new(messages: usize, settled_cur: Option<DirStamp>) -> Shared {
         Shared {
             state: Mutex::new(ReadAhead::new(messages)),
             read: Event::new(),
+            settled_cur,
         }
     }
 
@@ -910,11 +907,12 @@ mod tests {
         let shared = Shared {
             state: Mutex::new(ahead),
             read: Event::new(),
+            settled_cur: settled,
         };
         let mut batch: Vec<_> = (2..entries.len())
             .map(|at| (at, read_one(&dir, &entries[at], Vec::new(), BYTES)))
             .collect();
-        hand_over(&shared, &Ok(dir), entries, start.run, settled, &mut batch);
+        hand_over(&shared, &Ok(dir), entries, start.run, &mut batch);
         assert!(batch.is_empty());
         let mut state = shared.lock();
         let served = state
