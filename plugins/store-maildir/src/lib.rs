@@ -44,6 +44,7 @@ mod import;
 mod lock;
 mod maildrop;
 mod name;
+mod pool;
 mod readahead;
 mod refresh;
 mod settings;

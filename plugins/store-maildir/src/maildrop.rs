@@ -136,7 +136,7 @@ impl Ahead {
             Arc::clone(&self.entries),
             Arc::clone(&self.shared),
         );
-        blocking::unblock(move || readahead::run_job(&shared, &paths.cur, &entries, run)).detach();
+        crate::pool::AHEAD.spawn(move || readahead::run_job(&shared, &paths.cur, &entries, run));
     }
 
     /// Finds message `index` (a retrieval in order, whose first look was [`Found::Pending`]) once

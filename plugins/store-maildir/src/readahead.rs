@@ -5,8 +5,9 @@
 //! sides. For pipelined RETRs of small messages (RFC 2449 PIPELINING: a client "may elect to
 //! transmit a group of commands in batches") those handoffs were most of the server's time, one
 //! per message. So once a client retrieves message `n + 1` right after message `n`, a reading job
-//! on the pool reads the next small messages one after the other into the session's queue, and
-//! their RETRs are answered from memory.
+//! on the store's own pool ([`crate::pool::AHEAD`], which keeps its threads warm) reads the next
+//! small messages one after the other into the session's queue, and their RETRs are answered from
+//! memory.
 //!
 //! The job runs while the client is being served and hands over each message as soon as it is
 //! read ([`Shared::read`] wakes a retrieval waiting for it), so reading files and writing to the
@@ -150,7 +151,7 @@ pub fn read_one(dir: &File, entry: &Entry, buf: Vec<u8>, room: usize) -> Result<
 pub const BATCH: usize = WAKE_AFTER;
 
 /// The reading job: reads from where run `run` of `shared` stands, one message after the other,
-/// until [`ReadAhead::next_for`] says stop. Runs on the blocking pool.
+/// until [`ReadAhead::next_for`] says stop. Runs on [`crate::pool::AHEAD`].
 ///
 /// What it reads is handed over [`BATCH`] messages at a time, once they are known to be the
 /// snapshot's files: when the stamp `cur/` had, long settled, when the snapshot was taken

@@ -1,0 +1,295 @@
+//! The read-ahead's own threads, the most recently idle one woken first.
+//!
+//! The reading jobs ([`crate::readahead::run_job`]) first ran on the `blocking` crate's pool,
+//! like the store's other file work. That pool wakes the thread that has waited longest (the
+//! waiters of a condition variable queue in order) and keeps every thread a burst created, so
+//! once a few hundred concurrent logins had grown it to dozens of threads, each job of a
+//! pipelining session started on another long-idle thread, and pipelined RETRs of small messages
+//! were about a tenth slower than before those logins (210,000 against 234,000 messages per
+//! second, twelve alternating runs each; see the book's performance page). No maintained crate
+//! offers a pool that wakes its most recently idle thread, so this one does, in a few lines:
+//! an idle thread waits on a slot of its own, and a job goes to the thread that became idle
+//! last. The threads a steady load needs stay warm, and the others end after an idle spell.
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// The reading jobs' pool: as many threads as jobs read at once (each reads one session's
+/// messages), at most 64; an idle thread ends after 10 s.
+pub static AHEAD: Pool = Pool::new("poppet-maildir-ahead", 64, Duration::from_secs(10));
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A pool of at most `max` threads, each ending after `idle` without a job.
+pub struct Pool {
+    name: &'static str,
+    max: usize,
+    idle: Duration,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Idle threads' slots, the most recently idle last.
+    idle: Vec<Arc<Slot>>,
+    /// Jobs that came while all `max` threads were busy, in order.
+    queue: VecDeque<Job>,
+    /// Threads running or idle.
+    threads: usize,
+}
+
+/// Where a thread finds its next job.
+#[derive(Default)]
+struct Slot {
+    job: Mutex<Option<Job>>,
+    given: Condvar,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = lock(&self.state);
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("threads", &state.threads)
+            .field("idle", &state.idle.len())
+            .field("queued", &state.queue.len())
+            .finish()
+    }
+}
+
+/// Locks `m`; a job's panic never leaves these states half changed (it is caught outside them).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs a job; a panic in it ends the job only (a reading job's messages are then read by their
+/// retrievals), not the thread.
+fn run(job: Job) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(job));
+}
+
+impl Pool {
+    /// A pool whose threads are named `name`.
+    pub const fn new(name: &'static str, max: usize, idle: Duration) -> Pool {
+        Pool {
+            name,
+            max,
+            idle,
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                queue: VecDeque::new(),
+                threads: 0,
+            }),
+        }
+    }
+
+    /// Runs `job` on the most recently idle thread, else on a new thread, else (all `max` busy)
+    /// on the first to become free. If no thread can be started at all, it runs here.
+    pub fn spawn(&'static self, job: impl FnOnce() + Send + 'static) {
+        let job: Job = Box::new(job);
+        let mut state = lock(&self.state);
+        if let Some(slot) = state.idle.pop() {
+            drop(state);
+            *lock(&slot.job) = Some(job);
+            slot.given.notify_one();
+            return;
+        }
+        if state.threads >= self.max {
+            state.queue.push_back(job);
+            return;
+        }
+        state.threads += 1;
+        drop(state);
+        let slot = Arc::new(Slot {
+            job: Mutex::new(Some(job)),
+            given: Condvar::new(),
+        });
+        let theirs = Arc::clone(&slot);
+        let spawned = std::thread::Builder::new()
+            .name(self.name.into())
+            .spawn(move || self.work(&theirs));
+        if let Err(e) = spawned {
+            lock(&self.state).threads -= 1;
+            log::warn!(
+                "{}: cannot start a thread ({e}); running the job on the caller's",
+                self.name
+            );
+            // The job must run: a retrieval may be waiting for what it reads. Reading jobs are
+            // bounded (a few hundred KiB of small files).
+            if let Some(job) = lock(&slot.job).take() {
+                run(job);
+            }
+        }
+    }
+
+    /// A thread's life: its first job is in `slot` already.
+    fn work(&self, slot: &Arc<Slot>) {
+        while let Some(job) = self.next(slot) {
+            run(job);
+            let mut state = lock(&self.state);
+            while let Some(queued) = state.queue.pop_front() {
+                drop(state);
+                run(queued);
+                state = lock(&self.state);
+            }
+            state.idle.push(Arc::clone(slot));
+        }
+    }
+
+    /// The job given to `slot`, waiting for it while the thread is listed idle; `None` once none
+    /// came for `self.idle` and the thread is no longer listed (it ends).
+    fn next(&self, slot: &Arc<Slot>) -> Option<Job> {
+        let mut job = lock(&slot.job);
+        loop {
+            if let Some(given) = job.take() {
+                return Some(given);
+            }
+            let (guard, waited) = slot
+                .given
+                .wait_timeout(job, self.idle)
+                .unwrap_or_else(PoisonError::into_inner);
+            job = guard;
+            if waited.timed_out() && job.is_none() {
+                // `spawn` takes a slot off the list before it gives it a job, so a slot still
+                // listed has none coming. Lock order: the pool's state, then a slot.
+                drop(job);
+                let mut state = lock(&self.state);
+                if let Some(at) = state.idle.iter().position(|s| Arc::ptr_eq(s, slot)) {
+                    state.idle.remove(at);
+                    state.threads -= 1;
+                    return None;
+                }
+                drop(state);
+                job = lock(&slot.job);
+            }
+        }
+    }
+
+    /// Threads running or idle.
+    #[cfg(test)]
+    fn threads(&self) -> usize {
+        lock(&self.state).threads
+    }
+
+    /// Jobs waiting for a thread.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        lock(&self.state).queue.len()
+    }
+
+    /// Threads idle.
+    #[cfg(test)]
+    fn idle_threads(&self) -> usize {
+        lock(&self.state).idle.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pool;
+    use std::sync::mpsc::{Receiver, channel};
+    use std::thread::{self, ThreadId};
+    use std::time::{Duration, Instant};
+
+    fn pool(max: usize, idle: Duration) -> &'static Pool {
+        Box::leak(Box::new(Pool::new("test-pool", max, idle)))
+    }
+
+    /// Waits (bounded) until `done` holds.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            thread::yield_now();
+        }
+    }
+
+    /// Starts a job that says which thread runs it, then waits for `go`.
+    fn held(pool: &'static Pool) -> (Receiver<ThreadId>, std::sync::mpsc::Sender<()>) {
+        let (id_tx, id_rx) = channel();
+        let (go_tx, go_rx) = channel::<()>();
+        pool.spawn(move || {
+            id_tx
+                .send(thread::current().id())
+                .expect("the test listens");
+            let _ = go_rx.recv();
+        });
+        (id_rx, go_tx)
+    }
+
+    fn runs_on(pool: &'static Pool) -> ThreadId {
+        let (tx, rx) = channel();
+        pool.spawn(move || tx.send(thread::current().id()).expect("the test listens"));
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the job ran")
+    }
+
+    #[test]
+    fn a_job_goes_to_the_thread_idle_last() {
+        let pool = pool(8, Duration::from_secs(60));
+        let (a_id, a_go) = held(pool);
+        let (b_id, b_go) = held(pool);
+        let (a, b) = (a_id.recv().expect("a runs"), b_id.recv().expect("b runs"));
+        assert_ne!(a, b, "two jobs at once run on two threads");
+        assert_eq!(pool.threads(), 2);
+        a_go.send(()).expect("a waits");
+        until("a idle", || pool.idle_threads() == 1);
+        b_go.send(()).expect("b waits");
+        until("b idle", || pool.idle_threads() == 2);
+        assert_eq!(runs_on(pool), b, "b became idle last");
+        until("b idle again", || pool.idle_threads() == 2);
+        assert_eq!(runs_on(pool), b, "and stays the one woken");
+        assert_eq!(pool.threads(), 2, "no thread started for an idle one");
+    }
+
+    #[test]
+    fn jobs_beyond_the_limit_wait_for_a_thread() {
+        let pool = pool(1, Duration::from_secs(60));
+        let (first_id, first_go) = held(pool);
+        let first = first_id.recv().expect("the first runs");
+        let (tx, rx) = channel();
+        for n in 0..3 {
+            let tx = tx.clone();
+            pool.spawn(move || {
+                tx.send((n, thread::current().id()))
+                    .expect("the test listens")
+            });
+        }
+        assert_eq!(pool.queued(), 3, "the only thread is busy: they wait");
+        assert_eq!(pool.threads(), 1);
+        first_go.send(()).expect("the first waits");
+        for n in 0..3 {
+            let (got, on) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the queued jobs run");
+            assert_eq!((got, on), (n, first), "in order, on the one thread");
+        }
+    }
+
+    #[test]
+    fn a_panicking_job_leaves_the_thread_serving() {
+        let pool = pool(4, Duration::from_secs(60));
+        let first = runs_on(pool);
+        until("idle", || pool.idle_threads() == 1);
+        pool.spawn(|| panic!("a job that panics (expected in this test)"));
+        until("idle after the panic", || pool.idle_threads() == 1);
+        assert_eq!(runs_on(pool), first);
+        assert_eq!(pool.threads(), 1);
+    }
+
+    #[test]
+    fn idle_threads_end_and_new_ones_start() {
+        let pool = pool(4, Duration::from_millis(20));
+        let (a_id, a_go) = held(pool);
+        let (b_id, b_go) = held(pool);
+        let (a, b) = (a_id.recv().expect("a runs"), b_id.recv().expect("b runs"));
+        a_go.send(()).expect("a waits");
+        b_go.send(()).expect("b waits");
+        until("both ended", || pool.threads() == 0);
+        assert_eq!(pool.idle_threads(), 0);
+        let c = runs_on(pool);
+        assert!(c != a && c != b, "a new thread runs the next job");
+        until("it ended too", || pool.threads() == 0);
+    }
+}
