@@ -10,7 +10,8 @@
 //! the end gives them back to the store's [`Buffers`] for the next one.
 
 use crate::body::Fill;
-use blocking::Task;
+use crate::pool::FILES;
+use async_task::Task;
 use std::fs::File;
 use std::future::Future as _;
 use std::io::{self, ErrorKind, Read};
@@ -108,7 +109,7 @@ impl FileChunks {
             self.spare = Some(buf);
             return;
         };
-        self.pending = Some(blocking::unblock(move || {
+        self.pending = Some(FILES.run(move || {
             let read = read_full(&mut file, &mut buf);
             (file, buf, read)
         }));

@@ -22,10 +22,11 @@ use crate::chunks::{Buffers, FileChunks};
 use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name::{self, FxHashSet};
+use crate::pool::FILES;
 use crate::readahead::{self, Found, Shared, Start, Whole};
 use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
-use blocking::Task;
+use async_task::Task;
 use futures_io::AsyncRead;
 use poppet_sdk::{CommitReport, ErrorCode, MessageInfo, PluginError};
 use std::collections::HashMap;
@@ -136,7 +137,9 @@ impl Ahead {
             Arc::clone(&self.entries),
             Arc::clone(&self.shared),
         );
-        crate::pool::AHEAD.spawn(move || readahead::run_job(&shared, &paths.cur, &entries, run));
+        FILES
+            .run(move || readahead::run_job(&shared, &paths.cur, &entries, run))
+            .detach();
     }
 
     /// Finds message `index` (a retrieval in order, whose first look was [`Found::Pending`]) once
@@ -293,16 +296,17 @@ impl poppet_sdk::Maildrop for MaildirDrop {
                 let recycle = Arc::clone(&ahead.shared);
                 return Ok(Body::new(preloaded(whole, size, flag), recorder, recycle));
             }
-            blocking::unblock(move || -> Result<Body, PluginError> {
-                // The lock is kept fresh by the store's refresher thread, not per retrieval (a
-                // utimensat per RETR showed up in the benchmark's syscall counts).
-                drop(lock);
-                let file = open_message(&ahead.paths.cur, recorder.entry())?;
-                let reader = reader(file, recorder.entry().id.len, size, flag, buffers)
-                    .map_err(|e| PluginError::io("reading a message", &e))?;
-                Ok(Body::new(reader, recorder, ahead.shared))
-            })
-            .await
+            FILES
+                .run(move || -> Result<Body, PluginError> {
+                    // The lock is kept fresh by the store's refresher thread, not per retrieval (a
+                    // utimensat per RETR showed up in the benchmark's syscall counts).
+                    drop(lock);
+                    let file = open_message(&ahead.paths.cur, recorder.entry())?;
+                    let reader = reader(file, recorder.entry().id.len, size, flag, buffers)
+                        .map_err(|e| PluginError::io("reading a message", &e))?;
+                    Ok(Body::new(reader, recorder, ahead.shared))
+                })
+                .await
         }
     }
 
@@ -319,7 +323,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
             .collect();
         let lock = self.lock.take();
         async move {
-            blocking::unblock(move || {
+            FILES.run(move || {
                 let Some(lock) = lock else {
                     return Err(PluginError::new(
                         ErrorCode::OTHER,
@@ -367,7 +371,7 @@ impl AsyncRead for Body {
                             recorder.uidl(),
                             recorder.entry().name
                         );
-                        this.recording = Some((blocking::unblock(move || recorder.record()), e));
+                        this.recording = Some((FILES.run(move || recorder.record()), e));
                     }
                     None => return Poll::Ready(Err(e)),
                 },

@@ -1,26 +1,29 @@
-//! The read-ahead's own threads, the most recently idle one woken first.
+//! The store's own threads for its file work, the most recently idle one woken first.
 //!
-//! The reading jobs ([`crate::readahead::run_job`]) first ran on the `blocking` crate's pool,
-//! like the store's other file work. That pool wakes the thread that has waited longest (the
-//! waiters of a condition variable queue in order) and keeps every thread a burst created, so
-//! once a few hundred concurrent logins had grown it to dozens of threads, each job of a
-//! pipelining session started on another long-idle thread, and pipelined RETRs of small messages
-//! were about a tenth slower than before those logins (210,000 against 234,000 messages per
-//! second, twelve alternating runs each; see the book's performance page). No maintained crate
-//! offers a pool that wakes its most recently idle thread, so this one does, in a few lines:
-//! an idle thread waits on a slot of its own, and a job goes to the thread that became idle
-//! last. The threads a steady load needs stay warm, and the others end after an idle spell.
+//! The store's file work (opens, commits, retrievals, the read-ahead's reading jobs) first ran on
+//! the `blocking` crate's pool. That pool wakes the thread that has waited longest (the waiters of
+//! a condition variable queue in order) and keeps every thread a burst created, so once a few
+//! hundred concurrent logins had grown it to dozens of threads, every job started on another
+//! long-idle thread: pipelined RETRs of small messages were about a tenth slower after those
+//! logins (211,000 against 234,000 messages per second with this pool for the reading jobs,
+//! twelve alternating runs each), and with opens and commits here too a login at c=64 costs about
+//! 3% less CPU (see the book's performance page). No maintained crate offers a pool that wakes
+//! its most recently idle thread, so this one does, in a few lines around `async-task` (what
+//! `blocking` is built on): an idle thread waits on a slot of its own, and a job goes to the
+//! thread that became idle last. The threads a steady load needs stay warm, and the others end
+//! after an idle spell.
 
+use async_task::{Runnable, Task};
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-/// The reading jobs' pool: as many threads as jobs read at once (each reads one session's
-/// messages), at most 64; an idle thread ends after 10 s.
-pub static AHEAD: Pool = Pool::new("poppet-maildir-ahead", 64, Duration::from_secs(10));
+/// The store's pool for its file work: as many threads as jobs run at once, at most 64 (more
+/// wait their turn); an idle thread ends after 10 s.
+pub static FILES: Pool = Pool::new("poppet-maildir-io", 64, Duration::from_secs(10));
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Runnable;
 
 /// A pool of at most `max` threads, each ending after `idle` without a job.
 pub struct Pool {
@@ -63,10 +66,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs a job; a panic in it ends the job only (a reading job's messages are then read by their
-/// retrievals), not the thread.
+/// Runs a job; a panic in it ends the job only (its task is cancelled; a reading job's messages
+/// are then read by their retrievals), not the thread.
 fn run(job: Job) {
-    let _ = panic::catch_unwind(AssertUnwindSafe(job));
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| job.run()));
 }
 
 impl Pool {
@@ -84,10 +87,20 @@ impl Pool {
         }
     }
 
-    /// Runs `job` on the most recently idle thread, else on a new thread, else (all `max` busy)
-    /// on the first to become free. If no thread can be started at all, it runs here.
-    pub fn spawn(&'static self, job: impl FnOnce() + Send + 'static) {
-        let job: Job = Box::new(job);
+    /// Runs `f` on the pool, as `blocking::unblock` does on its own: the task gives its result
+    /// (dropping it unstarted cancels it; `detach` lets it run).
+    pub fn run<T: Send + 'static>(
+        &'static self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Task<T> {
+        let (runnable, task) = async_task::spawn(async move { f() }, |job| self.schedule(job));
+        runnable.schedule();
+        task
+    }
+
+    /// Gives `job` to the most recently idle thread, else to a new thread, else (all `max` busy)
+    /// to the first to become free. If no thread can be started at all, it runs here.
+    fn schedule(&'static self, job: Job) {
         let mut state = lock(&self.state);
         if let Some(slot) = state.idle.pop() {
             drop(state);
@@ -209,20 +222,19 @@ mod tests {
     fn held(pool: &'static Pool) -> (Receiver<ThreadId>, std::sync::mpsc::Sender<()>) {
         let (id_tx, id_rx) = channel();
         let (go_tx, go_rx) = channel::<()>();
-        pool.spawn(move || {
+        pool.run(move || {
             id_tx
                 .send(thread::current().id())
                 .expect("the test listens");
             let _ = go_rx.recv();
-        });
+        })
+        .detach();
         (id_rx, go_tx)
     }
 
+    /// The thread that runs the next job (its result comes back through the task).
     fn runs_on(pool: &'static Pool) -> ThreadId {
-        let (tx, rx) = channel();
-        pool.spawn(move || tx.send(thread::current().id()).expect("the test listens"));
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("the job ran")
+        futures_lite::future::block_on(pool.run(|| thread::current().id()))
     }
 
     #[test]
@@ -251,10 +263,11 @@ mod tests {
         let (tx, rx) = channel();
         for n in 0..3 {
             let tx = tx.clone();
-            pool.spawn(move || {
+            pool.run(move || {
                 tx.send((n, thread::current().id()))
                     .expect("the test listens")
-            });
+            })
+            .detach();
         }
         assert_eq!(pool.queued(), 3, "the only thread is busy: they wait");
         assert_eq!(pool.threads(), 1);
@@ -272,7 +285,8 @@ mod tests {
         let pool = pool(4, Duration::from_secs(60));
         let first = runs_on(pool);
         until("idle", || pool.idle_threads() == 1);
-        pool.spawn(|| panic!("a job that panics (expected in this test)"));
+        pool.run(|| panic!("a job that panics (expected in this test)"))
+            .detach();
         until("idle after the panic", || pool.idle_threads() == 1);
         assert_eq!(runs_on(pool), first);
         assert_eq!(pool.threads(), 1);

@@ -10,6 +10,7 @@
 use crate::chunks::Buffers;
 use crate::lock::SessionLock;
 use crate::maildrop::MaildirDrop;
+use crate::pool::FILES;
 use crate::refresh::Refresher;
 use crate::settings::Settings;
 use crate::snapshot;
@@ -78,7 +79,7 @@ impl poppet_sdk::MailStore for Maildir {
         let refresher = Arc::clone(&self.refresher);
         let buffers = Arc::clone(&self.buffers);
         let job = move || open_blocking(&settings, &refresher, buffers, &request);
-        async move { blocking::unblock(job).await }
+        async move { FILES.run(job).await }
     }
 }
 
