@@ -1,4 +1,4 @@
-//! Reading a large message file on the blocking pool, one buffer ahead of the reader.
+//! Reading a large message file on the store's thread pool, one buffer ahead of the reader.
 //!
 //! `blocking::Unblock` copies every octet twice on the way (file to its buffer, buffer into a pipe,
 //! pipe into the reader's buffer) and hands over 32 KiB at a time, each time with a futex wake-up
@@ -72,7 +72,7 @@ impl Buffers {
 /// A read under way: the file and the buffer come back with the result.
 type Reading = Task<(File, Vec<u8>, io::Result<usize>)>;
 
-/// A large message's file, read ahead in [`CHUNK`] pieces on the blocking pool.
+/// A large message's file, read ahead in [`CHUNK`] pieces on the store's pool.
 #[derive(Debug)]
 pub struct FileChunks {
     /// The file, when no read is under way.

@@ -41,8 +41,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
-/// The body stream of one message. File reads run on the `blocking` thread pool, so a slow disk
-/// never stalls the host's executor.
+/// The body stream of one message. File reads run on the store's thread pool ([`FILES`]), so a
+/// slow disk never stalls the host's executor.
 ///
 /// When the file turns out not to be the advertised size (a wrong Maildir++ `W=`, a file changed
 /// on disk), the stream fails, after recording the file's true size in the sizes cache, so the
@@ -69,7 +69,7 @@ impl Drop for Body {
 }
 
 /// Where a body's octets come from after what the retrieval job read. A message of at most
-/// [`CHUNK`] octets is read whole by the retrieval job, which already runs on the blocking pool, so
+/// [`CHUNK`] octets is read whole by the retrieval job, which already runs on the store's pool, so
 /// serving it costs no further thread handoffs: the benchmark showed those handoffs (futex
 /// wake-ups) dominating pipelined RETRs of small messages. Larger messages are read in pieces,
 /// one ahead of the reader ([`FileChunks`]), so memory stays flat.
@@ -89,7 +89,7 @@ impl Fill for Source {
     }
 }
 
-/// Opens a message's body stream (on the blocking pool): a small one is read whole here. `len` is
+/// Opens a message's body stream (on the store's pool): a small one is read whole here. `len` is
 /// the file's length from the identity check just made on the open file, so no second `fstat` is
 /// needed.
 fn reader(

@@ -99,7 +99,7 @@ impl Pool {
     }
 
     /// Gives `job` to the most recently idle thread, else to a new thread, else (all `max` busy)
-    /// to the first to become free. If no thread can be started at all, it runs here.
+    /// to the first to become free. If no thread can be started, `blocking`'s pool runs it.
     fn schedule(&'static self, job: Job) {
         let mut state = lock(&self.state);
         if let Some(slot) = state.idle.pop() {
@@ -125,13 +125,12 @@ impl Pool {
         if let Err(e) = spawned {
             lock(&self.state).threads -= 1;
             log::warn!(
-                "{}: cannot start a thread ({e}); running the job on the caller's",
+                "{}: cannot start a thread ({e}); the job goes to `blocking`",
                 self.name
             );
-            // The job must run: a retrieval may be waiting for what it reads. Reading jobs are
-            // bounded (a few hundred KiB of small files).
+            // The job must run: a session waits for it. Not here, on the host's executor.
             if let Some(job) = lock(&slot.job).take() {
-                run(job);
+                blocking::unblock(move || run(job)).detach();
             }
         }
     }
@@ -164,7 +163,7 @@ impl Pool {
                 .unwrap_or_else(PoisonError::into_inner);
             job = guard;
             if waited.timed_out() && job.is_none() {
-                // `spawn` takes a slot off the list before it gives it a job, so a slot still
+                // `schedule` takes a slot off the list before it gives it a job, so a slot still
                 // listed has none coming. Lock order: the pool's state, then a slot.
                 drop(job);
                 let mut state = lock(&self.state);

@@ -1,6 +1,6 @@
 //! Reading small messages ahead of a client that retrieves them in order.
 //!
-//! File operations run on the `blocking` thread pool so a slow disk never stalls the host's
+//! File operations run on the store's thread pool so a slow disk never stalls the host's
 //! executor, but every trip there and back costs futex wake-ups and context switches on both
 //! sides. For pipelined RETRs of small messages (RFC 2449 PIPELINING: a client "may elect to
 //! transmit a group of commands in batches") those handoffs were most of the server's time, one

@@ -2,7 +2,8 @@
 //!
 //! Opening finds the maildir (template or the auth backend's `mailbox`), creates it when missing
 //! (from the skeleton when one is set), takes the session lock and then the snapshot. All of it is
-//! blocking file I/O, so it runs on the `blocking` thread pool rather than the host's executor.
+//! blocking file I/O, so it runs on the store's thread pool ([`crate::pool::FILES`]) rather than
+//! the host's executor.
 //!
 //! Each store instance owns one lock refresher ([`crate::refresh`]), shared by its clones, which
 //! keeps the locks of its open sessions fresh and stops when the last clone is dropped.
