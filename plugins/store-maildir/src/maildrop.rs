@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
-/// The body stream of one message. File reads run on the store's thread pool ([`FILES`]), so a
+/// The body stream of one message. File reads run on the store's thread pool (`pool::FILES`), so a
 /// slow disk never stalls the host's executor.
 ///
 /// When the file turns out not to be the advertised size (a wrong Maildir++ `W=`, a file changed

@@ -200,7 +200,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::Pool;
-    use std::sync::mpsc::{Receiver, channel};
+    use std::sync::mpsc::{Sender, channel};
     use std::thread::{self, ThreadId};
     use std::time::{Duration, Instant};
 
@@ -217,8 +217,9 @@ mod tests {
         }
     }
 
-    /// Starts a job that says which thread runs it, then waits for `go`.
-    fn held(pool: &'static Pool) -> (Receiver<ThreadId>, std::sync::mpsc::Sender<()>) {
+    /// Starts a job that holds its thread until the returned sender sends (or is dropped); the
+    /// thread's id.
+    fn held(pool: &'static Pool) -> (ThreadId, Sender<()>) {
         let (id_tx, id_rx) = channel();
         let (go_tx, go_rx) = channel::<()>();
         pool.run(move || {
@@ -228,7 +229,7 @@ mod tests {
             let _ = go_rx.recv();
         })
         .detach();
-        (id_rx, go_tx)
+        (id_rx.recv().expect("the held job runs"), go_tx)
     }
 
     /// The thread that runs the next job (its result comes back through the task).
@@ -239,9 +240,8 @@ mod tests {
     #[test]
     fn a_job_goes_to_the_thread_idle_last() {
         let pool = pool(8, Duration::from_secs(60));
-        let (a_id, a_go) = held(pool);
-        let (b_id, b_go) = held(pool);
-        let (a, b) = (a_id.recv().expect("a runs"), b_id.recv().expect("b runs"));
+        let (a, a_go) = held(pool);
+        let (b, b_go) = held(pool);
         assert_ne!(a, b, "two jobs at once run on two threads");
         assert_eq!(pool.threads(), 2);
         a_go.send(()).expect("a waits");
@@ -257,8 +257,7 @@ mod tests {
     #[test]
     fn jobs_beyond_the_limit_wait_for_a_thread() {
         let pool = pool(1, Duration::from_secs(60));
-        let (first_id, first_go) = held(pool);
-        let first = first_id.recv().expect("the first runs");
+        let (first, first_go) = held(pool);
         let (tx, rx) = channel();
         for n in 0..3 {
             let tx = tx.clone();
@@ -294,9 +293,8 @@ mod tests {
     #[test]
     fn idle_threads_end_and_new_ones_start() {
         let pool = pool(4, Duration::from_millis(20));
-        let (a_id, a_go) = held(pool);
-        let (b_id, b_go) = held(pool);
-        let (a, b) = (a_id.recv().expect("a runs"), b_id.recv().expect("b runs"));
+        let (a, a_go) = held(pool);
+        let (b, b_go) = held(pool);
         a_go.send(()).expect("a waits");
         b_go.send(()).expect("b waits");
         until("both ended", || pool.threads() == 0);
