@@ -43,7 +43,6 @@ struct State {
 }
 
 /// Where a thread finds its next job.
-#[derive(Default)]
 struct Slot {
     job: Mutex<Option<Job>>,
     given: Condvar,

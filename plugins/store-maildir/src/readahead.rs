@@ -5,7 +5,7 @@
 //! sides. For pipelined RETRs of small messages (RFC 2449 PIPELINING: a client "may elect to
 //! transmit a group of commands in batches") those handoffs were most of the server's time, one
 //! per message. So once a client retrieves message `n + 1` right after message `n`, a reading job
-//! on the store's own pool ([`crate::pool::AHEAD`], which keeps its threads warm) reads the next
+//! on the store's own pool ([`crate::pool::FILES`], which keeps its threads warm) reads the next
 //! small messages one after the other into the session's queue, and their RETRs are answered from
 //! memory.
 //!
@@ -151,14 +151,14 @@ pub fn read_one(dir: &File, entry: &Entry, buf: Vec<u8>, room: usize) -> Result<
 pub const BATCH: usize = WAKE_AFTER;
 
 /// The reading job: reads from where run `run` of `shared` stands, one message after the other,
-/// until [`ReadAhead::next_for`] says stop. Runs on [`crate::pool::AHEAD`].
+/// until [`ReadAhead::next_for`] says stop. Runs on [`crate::pool::FILES`].
 ///
 /// What it reads is handed over [`BATCH`] messages at a time, once they are known to be the
 /// snapshot's files: when the stamp `cur/` had, long settled, when the snapshot was taken
-/// ([`Shared::new`]) is still `cur/`'s after they were opened, no name in it was replaced, renamed or removed
-/// since, and one `statx` of the directory does for the batch; otherwise each file's identity is
-/// checked, as the retrieval without read-ahead does (that `statx` per file was a fifth of the
-/// job's time).
+/// ([`Shared::new`]) is still `cur/`'s after they were opened, no name in it was replaced, renamed
+/// or removed since, and one `statx` of the directory does for the batch; otherwise each file's
+/// identity is checked, as the retrieval without read-ahead does (that `statx` per file was a
+/// fifth of the job's time).
 pub fn run_job(shared: &Shared, cur: &Path, entries: &[Entry], run: u64) {
     let dir = File::open(cur);
     let mut batch: Vec<(usize, Result<Held, Skipped>)> = Vec::with_capacity(BATCH);
