@@ -11,7 +11,7 @@
 //!   [`dummy_verify_like`] spend the same time for a user that does not exist.
 //! - [`plaintext_equivalent`] and [`scram_keys`] hand challenge-response mechanisms (APOP, SASL SCRAM-SHA-256)
 //!   what they need from `{PLAIN}` and `{SCRAM-SHA-256}` entries.
-//! - [`hash`] and [`hash_with_rounds`] produce new `{SCHEME}...` strings with fresh salts and Dovecot's defaults.
+//! - [`hash()`] and [`hash_with_rounds`] produce new `{SCHEME}...` strings with fresh salts and Dovecot's defaults.
 //! - [`parse_passwd_file`] reads Dovecot's `user:{SCHEME}hash:uid:gid:gecos:home:shell:extra_fields` file,
 //!   reporting bad lines without giving up on the good ones.
 //!

@@ -174,7 +174,7 @@ impl fmt::Debug for ScramCredentials {
 
 /// `SaltedPassword := Hi(Normalize(password), salt, i)` (RFC 5802 §3).
 ///
-/// RFC 5802 §2.2: "Normalize(str): Apply the SASLprep profile [RFC4013] of the "stringprep" algorithm". A password
+/// RFC 5802 §2.2: "Normalize(str): Apply the SASLprep profile \[RFC4013\] of the "stringprep" algorithm". A password
 /// that SASLprep rejects (prohibited or unassigned code points) is used as its raw UTF-8 bytes, as PostgreSQL does,
 /// so such a password still works between two implementations that do the same instead of locking the user out.
 pub(crate) fn salted_password(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
