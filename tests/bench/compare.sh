@@ -61,8 +61,8 @@ done
 SMALL=4096                         # bytes per small message
 if [ "$SMOKE" = 1 ]; then
     ROUNDS=1; DURATION=0.5; CONNS="10 40"
-    # Concurrency 1 and 16: the generator's two session paths (a thread each, one event loop).
-    SESSION_USERS=16; SESSION_MSGS=5; LEVELS="1 16"; PLAIN_LEVEL=16
+    # Concurrency 1 and 64: the generator's two session paths (a thread each, event loops).
+    SESSION_USERS=64; SESSION_MSGS=5; LEVELS="1 64"; PLAIN_LEVEL=64
     BIG1=$((64 * 1024)); BIG2=$((1024 * 1024)); SMALL_COUNT=50; OPEN_SIZES="100 1000"
 else
     SESSION_USERS=256; SESSION_MSGS=10; LEVELS="1 16 64 256"; PLAIN_LEVEL=64

@@ -21,11 +21,11 @@
 //! Any mode takes `--tls --ca FILE` for implicit TLS (POP3S) through rustls.
 //!
 //! Design: one POP3 client (`pop.rs`), written once as async code over two kinds of stream. The
-//! `session` mode runs from 16 concurrent sessions up as tasks on one thread over non-blocking
-//! sockets (one wait then collects several answers) and below that a blocking thread each; the
-//! other modes hold one or a few connections on blocking sockets, whose calls never wait in an
-//! executor, and the `idle` mode keeps its connections in a plain vector after a few login
-//! threads are done.
+//! `session` mode runs from 64 concurrent sessions up as tasks on one event loop per CPU over
+//! non-blocking sockets (one wait then collects several answers) and below that a blocking thread
+//! each; the other modes hold one or a few connections on blocking sockets, whose calls never
+//! wait in an executor, and the `idle` mode keeps its connections in a plain vector after a few
+//! login threads are done.
 
 mod maildir;
 mod pop;
@@ -114,7 +114,7 @@ struct SessionArgs {
     /// Number of distinct users.
     #[arg(long, default_value_t = 256)]
     users: u32,
-    /// Concurrent sessions (threads).
+    /// Concurrent sessions (a thread each below 64, else tasks on one event loop per CPU).
     #[arg(long, default_value_t = 1)]
     concurrency: u32,
     /// Seconds to run.
@@ -446,13 +446,18 @@ impl Tally {
     }
 }
 
-/// From this many concurrent sessions up, the `session` mode runs them as tasks on one thread
-/// (smol's executor over non-blocking sockets) instead of a blocking thread each. With many
-/// connections one wait returns several answers, where a thread each sleeps and wakes per answer:
-/// against Poppet (`SHA512-CRYPT`, this machine) the generator's CPU per session at 16, 64 and 256
-/// sessions was 14 %, 35 % and 22 % lower than with threads. With one or two there is nothing to
-/// batch and the readiness bookkeeping costs more than a blocking read (50 % more CPU at 1).
-const EVENT_LOOP_FROM: u32 = 16;
+/// From this many concurrent sessions up, the `session` mode runs them as tasks on one event loop
+/// per CPU (smol's executor over non-blocking sockets) instead of a blocking thread each: with
+/// many connections one wait collects several answers, where a thread each sleeps and wakes per
+/// answer. Measured against Poppet on this 2-CPU machine (SHA512-CRYPT users, A/B alternating):
+/// the generator's CPU per session is about a fifth lower with loops at 64 and 256 sessions
+/// (0.08-0.10 against 0.10-0.13 ms), and the session rate at 256 a few percent higher (1,645-1,675
+/// against 1,590-1,628 per second; TLS 1,247-1,272 against 1,175-1,202 with two loops). At 16 the
+/// rates were as good or better with threads (TLS 1,189-1,202 against 1,108-1,148 on one loop),
+/// and with one or two sessions there is nothing to batch. One loop per CPU rather than one in all,
+/// so that next to a server whose hash checks keep every CPU busy, the generator's share of the
+/// CPUs does not shrink to one thread's.
+const EVENT_LOOP_FROM: u32 = 64;
 
 /// One concurrent session slot: which mailboxes it uses, and its share of the run.
 struct Slot {
@@ -523,6 +528,31 @@ impl Slot {
     }
 }
 
+/// Runs `slots` as tasks on this thread until all are done, or fails once they overrun the end
+/// of the run by [`pop::IO_TIMEOUT`] (one bound in place of the blocking sockets' per-call ones).
+fn event_loop(slots: Vec<Slot>, target: &Target, deadline: Instant) -> Result<Tally> {
+    let ex = smol::LocalExecutor::new();
+    let tasks: Vec<_> = slots
+        .into_iter()
+        .map(|slot| ex.spawn(slot.run(move || Client::connect_evented(target, pop::SESSION_BUF))))
+        .collect();
+    let run = ex.run(async {
+        let mut all = Tally::default();
+        for task in tasks {
+            all.add(task.await);
+        }
+        Ok(all)
+    });
+    let overdue = async {
+        smol::Timer::at(deadline + pop::IO_TIMEOUT).await;
+        bail!(
+            "sessions still running {}s after the end of the run",
+            pop::IO_TIMEOUT.as_secs()
+        )
+    };
+    smol::block_on(smol::future::or(run, overdue))
+}
+
 fn session(a: &SessionArgs) -> Result<()> {
     let target = target(&a.common)?;
     let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
@@ -549,53 +579,49 @@ fn session(a: &SessionArgs) -> Result<()> {
     });
     let meter = Meter::start(a.common.server_pid);
     let mut all = Tally::default();
-    if a.concurrency >= EVENT_LOOP_FROM {
-        let ex = smol::LocalExecutor::new();
-        let tasks: Vec<_> = slots
-            .map(|slot| {
-                let target = &target;
-                ex.spawn(slot.run(move || Client::connect_evented(target, pop::SESSION_BUF)))
-            })
-            .collect();
-        let run = ex.run(async {
-            for task in tasks {
-                all.add(task.await);
-            }
-            Ok(())
-        });
-        // One bound for the whole run in place of the blocking sockets' per-call timeouts.
-        let overdue = async {
-            smol::Timer::at(deadline + pop::IO_TIMEOUT).await;
-            bail!(
-                "sessions still running {}s after the end of the run",
-                pop::IO_TIMEOUT.as_secs()
-            )
-        };
-        smol::block_on(smol::future::or(run, overdue))?;
+    // Event loops (0: a blocking thread per session).
+    let loops = if a.concurrency >= EVENT_LOOP_FROM {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(a.concurrency as usize)
     } else {
-        let handles: Vec<_> = slots
+        0
+    };
+    let handles: Vec<std::thread::JoinHandle<Result<Tally>>> = if loops > 0 {
+        let mut shares: Vec<Vec<Slot>> = (0..loops).map(|_| Vec::new()).collect();
+        for (i, slot) in slots.enumerate() {
+            shares[i % loops].push(slot);
+        }
+        shares
+            .into_iter()
+            .map(|share| {
+                let target = target.clone();
+                std::thread::spawn(move || event_loop(share, &target, deadline))
+            })
+            .collect()
+    } else {
+        slots
             .map(|slot| {
                 let target = target.clone();
                 std::thread::spawn(move || {
-                    smol::block_on(
-                        slot.run(|| std::future::ready(Client::connect(&target, pop::SESSION_BUF))),
-                    )
+                    let connect = || std::future::ready(Client::connect(&target, pop::SESSION_BUF));
+                    Ok(smol::block_on(slot.run(connect)))
                 })
             })
-            .collect();
-        for h in handles {
-            all.add(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("session thread panicked"))?,
-            );
-        }
+            .collect()
+    };
+    for h in handles {
+        all.add(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("session thread panicked"))??,
+        );
     }
     let sessions = all.latencies_us.len() as u64;
     let mut v = base("session", &a.common);
     meter.finish(&mut v, sessions);
     let elapsed = v["elapsed_s"].as_f64().unwrap_or(1.0);
     v["concurrency"] = json!(a.concurrency);
-    v["event_loop"] = json!(a.concurrency >= EVENT_LOOP_FROM);
+    v["event_loops"] = json!(loops);
     v["sessions"] = json!(sessions);
     v["errors"] = json!(all.errors);
     v["dropped"] = json!(all.dropped);
