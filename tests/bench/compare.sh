@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Poppet against Dovecot on the same machine, the same generated maildirs and the same password
-# scheme, alternating A B A B (Poppet, then Dovecot, in every round), with ratios Poppet/Dovecot.
+# scheme, alternating A B B A: each workload runs on both servers back to back, Poppet first in odd
+# rounds and Dovecot first in even ones, with ratios Poppet/Dovecot per round.
 #
 # Usage:
 #   tests/bench/compare.sh [--smoke] [--rounds N] [--duration SECONDS] [--out DIR]
@@ -9,7 +10,7 @@
 #   --smoke       seconds, tiny sizes, one round; skips Dovecot (printing SKIP) when it cannot be
 #                 installed; fails on any protocol error. This is what CI runs so the benchmark
 #                 never rots. No timing is checked.
-#   --rounds N    rounds of A B (default 3); ratios are reported as min/median/max over rounds.
+#   --rounds N    rounds (default 3); ratios are reported as min/median/max over rounds.
 #   --duration S  seconds per session-rate / RETR measurement (default 5).
 #   --out DIR     where results.jsonl, summary.json and summary.md go (default: the work directory,
 #                 removed at the end unless --keep).
@@ -386,8 +387,21 @@ DROPS=no; [ -w /proc/sys/vm/drop_caches ] && DROPS=yes
 log "flushing the generated maildirs to disk"
 sync
 log "rounds: $ROUNDS, duration ${DURATION}s, servers: $SERVERS"
+# Each workload runs on both servers back to back, so the two measurements of a ratio are seconds
+# apart rather than a whole suite's ten minutes: this machine has slow phases of a minute or more,
+# which used to land on one server's half of a round (round 2 of one run: Poppet's sessions -9%
+# and its pipelined RETRs -10% against its rounds 1 and 3, Dovecot's sessions +9% against its
+# own). The order alternates by round (Poppet first in odd rounds, Dovecot first in even ones), so
+# neither server always follows the other.
+# both ROUND WORKLOAD [tls] -- loadgen MODE ARGS...: one measurement on every server, in order.
+both() {
+    local round=$1 s; shift
+    for s in $ORDER; do run "$s" "$round" "$@"; done
+}
 for round in $(seq 1 "$ROUNDS"); do
-    log "round $round: (b) loopback ceiling"
+    ORDER=$SERVERS
+    (( round % 2 == 0 )) && ORDER=$(printf '%s\n' $SERVERS | tac | xargs)
+    log "round $round ($ORDER): (b) loopback ceiling"
     for m in b1 b2; do
         "$LG" ceiling --file "$(ls "$W/poppet/home/$m/Maildir/cur/"*)" --duration "$DURATION" \
             --label "ceiling/$round/retr_$m" | python3 -c '
@@ -395,32 +409,34 @@ import json, sys
 v = json.loads(sys.stdin.read()); v.update(server="ceiling", round=int(sys.argv[1]), workload=sys.argv[2])
 print(json.dumps(v))' "$round" "retr_$m" >> "$RESULTS"
     done
-    for s in $SERVERS; do
-        log "round $round, $s: (a) session rate"
-        for c in $LEVELS; do
-            run "$s" "$round" "session_c$c" -- session --concurrency "$c" --users "$SESSION_USERS" \
-                --user-pattern 'u{}' --duration "$DURATION"
-        done
-        run "$s" "$round" "session_plain_c$PLAIN_LEVEL" -- session --concurrency "$PLAIN_LEVEL" \
-            --users "$SESSION_USERS" --user-pattern 'p{}' --duration "$DURATION"
-        log "round $round, $s: (b) RETR"
-        run "$s" "$round" retr_b1 -- retr --user b1 --msg 1 --duration "$DURATION"
-        run "$s" "$round" retr_b2 -- retr --user b2 --msg 1 --duration "$DURATION"
-        run "$s" "$round" retr_small -- retr --user r --all --duration "$DURATION"
-        log "round $round, $s: (e) TLS"
-        for c in $LEVELS; do
-            run "$s" "$round" "tls_session_c$c" tls -- session --concurrency "$c" \
-                --users "$SESSION_USERS" --user-pattern 'u{}' --duration "$DURATION"
-        done
-        run "$s" "$round" tls_retr_b1 tls -- retr --user b1 --msg 1 --duration "$DURATION"
-        run "$s" "$round" tls_retr_b2 tls -- retr --user b2 --msg 1 --duration "$DURATION"
-        run "$s" "$round" tls_retr_small tls -- retr --user r --all --duration "$DURATION"
-        log "round $round, $s: (c) open latency (page cache dropped: $DROPS)"
-        for n in $OPEN_SIZES; do
+    log "round $round: (a) session rate"
+    for c in $LEVELS; do
+        both "$round" "session_c$c" -- session --concurrency "$c" --users "$SESSION_USERS" \
+            --user-pattern 'u{}' --duration "$DURATION"
+    done
+    both "$round" "session_plain_c$PLAIN_LEVEL" -- session --concurrency "$PLAIN_LEVEL" \
+        --users "$SESSION_USERS" --user-pattern 'p{}' --duration "$DURATION"
+    log "round $round: (b) RETR"
+    both "$round" retr_b1 -- retr --user b1 --msg 1 --duration "$DURATION"
+    both "$round" retr_b2 -- retr --user b2 --msg 1 --duration "$DURATION"
+    both "$round" retr_small -- retr --user r --all --duration "$DURATION"
+    log "round $round: (e) TLS"
+    for c in $LEVELS; do
+        both "$round" "tls_session_c$c" tls -- session --concurrency "$c" \
+            --users "$SESSION_USERS" --user-pattern 'u{}' --duration "$DURATION"
+    done
+    both "$round" tls_retr_b1 tls -- retr --user b1 --msg 1 --duration "$DURATION"
+    both "$round" tls_retr_b2 tls -- retr --user b2 --msg 1 --duration "$DURATION"
+    both "$round" tls_retr_small tls -- retr --user r --all --duration "$DURATION"
+    log "round $round: (c) open latency (page cache dropped: $DROPS)"
+    for n in $OPEN_SIZES; do
+        for s in $ORDER; do
             make_cold "$s" "m$n"
             run "$s" "$round" "open_m$n" -- open --user "m$n" --sessions 2
         done
-        log "round $round, $s: (d) idle connections (each count on a freshly started server)"
+    done
+    log "round $round: (d) idle connections (each count on a freshly started server)"
+    for s in $ORDER; do
         for n in $CONNS; do
             restart "$s"
             run "$s" "$round" "idle_$n" -- idle --connections "$n" --user-pattern 'i{}' \
