@@ -430,12 +430,13 @@ print(json.dumps(v))' "$round" "retr_$m" >> "$RESULTS"
     both "$round" tls_retr_small tls -- retr --user r --all --duration "$DURATION"
 done
 # The open and memory workloads come after every round of the others: the cold opens drop the page
-# cache, and mail read back from disk afterwards served Poppet's pipelined RETRs about a fifth
-# slower (3-second runs on fresh servers: 259,000-296,000 messages per second before a
-# `drop_caches`, 190,000-266,000 in the minute after it), so round 1, run on the page cache the
-# fixture was written into, was Poppet's fastest pipelined round in six of seven full runs while
-# Dovecot's rate did not move. Now every round reads mail as it was delivered, which is also how
-# POP3 mail is usually fetched: soon after it arrives.
+# cache (and the dentry and inode caches), so with them inside the rounds only round 1 measured
+# the other workloads on the caches as the fixture left them, and rounds 2 and 3 on what was read
+# back after a drop. Round 1 was Poppet's fastest pipelined round in six of seven full runs while
+# Dovecot's rate did not move; direct tests of a drop (fresh servers, 3-second pipelined runs) were
+# less clear: the mean rate after it was 19% lower, level, 10% lower and 9% higher in four tries.
+# Either way every round now measures the same state: mail as it was delivered, which is also how
+# POP3 mail is usually fetched, soon after it arrives.
 for round in $(seq 1 "$ROUNDS"); do
     ORDER=$SERVERS
     (( round % 2 == 0 )) && ORDER=$(printf '%s\n' $SERVERS | tac | xargs)

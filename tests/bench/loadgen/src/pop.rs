@@ -27,7 +27,8 @@ pub const BUF: usize = 256 * 1024;
 /// generator's CPU at 1,500 sessions per second.
 pub const SESSION_BUF: usize = 16 * 1024;
 
-/// How long any single read or write may block before the session counts as failed.
+/// How long a single read or write on a blocking socket may block before the session counts as
+/// failed; the event loops allow their sessions as long past the end of the run.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The end of a multi-line answer, including the line end before the dot.
