@@ -393,14 +393,17 @@ log "rounds: $ROUNDS, duration ${DURATION}s, servers: $SERVERS"
 # and its pipelined RETRs -10% against its rounds 1 and 3, Dovecot's sessions +9% against its
 # own). The order alternates by round (Poppet first in odd rounds, Dovecot first in even ones), so
 # neither server always follows the other.
+# order_of ROUND: the servers in that round's order.
+order_of() {
+    if (( $1 % 2 == 0 )); then printf '%s\n' $SERVERS | tac | xargs; else echo "$SERVERS"; fi
+}
 # both ROUND WORKLOAD [tls] -- loadgen MODE ARGS...: one measurement on every server, in order.
 both() {
     local round=$1 s; shift
     for s in $ORDER; do run "$s" "$round" "$@"; done
 }
 for round in $(seq 1 "$ROUNDS"); do
-    ORDER=$SERVERS
-    (( round % 2 == 0 )) && ORDER=$(printf '%s\n' $SERVERS | tac | xargs)
+    ORDER=$(order_of "$round")
     log "round $round ($ORDER): (b) loopback ceiling"
     for m in b1 b2; do
         "$LG" ceiling --file "$(ls "$W/poppet/home/$m/Maildir/cur/"*)" --duration "$DURATION" \
@@ -438,8 +441,7 @@ done
 # Either way every round now measures the same state: mail as it was delivered, which is also how
 # POP3 mail is usually fetched, soon after it arrives.
 for round in $(seq 1 "$ROUNDS"); do
-    ORDER=$SERVERS
-    (( round % 2 == 0 )) && ORDER=$(printf '%s\n' $SERVERS | tac | xargs)
+    ORDER=$(order_of "$round")
     log "round $round ($ORDER): (c) open latency (page cache dropped: $DROPS)"
     for n in $OPEN_SIZES; do
         for s in $ORDER; do
