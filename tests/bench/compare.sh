@@ -5,7 +5,7 @@
 #
 # Usage:
 #   tests/bench/compare.sh [--smoke] [--rounds N] [--duration SECONDS] [--out DIR]
-#                          [--conns "100 1000 10000"] [--no-dovecot] [--keep]
+#                          [--conns "100 1000 10000"] [--only "PATTERN..."] [--no-dovecot] [--keep]
 #
 #   --smoke       seconds, tiny sizes, one round; skips Dovecot (printing SKIP) when it cannot be
 #                 installed; fails on any protocol error. This is what CI runs so the benchmark
@@ -15,6 +15,10 @@
 #   --out DIR     where results.jsonl, summary.json and summary.md go (default: the work directory,
 #                 removed at the end unless --keep).
 #   --conns LIST  idle-connection counts for the memory workload (default "100 1000 10000").
+#   --only LIST   run only the workloads whose names match one of these shell patterns (names as
+#                 in the summary, without _cold/_warm: session_c64, retr_small, 'tls_*', open_m1000,
+#                 idle_10000, ...), and generate only the mail they read. For checking one target
+#                 over many rounds: --only session_c64 --rounds 9 takes about three minutes.
 #   --no-dovecot  measure Poppet alone.
 #   --keep        keep the work directory (maildirs, configs, logs) for inspection.
 #
@@ -43,6 +47,7 @@ OUT=
 CONNS="100 1000 10000"
 DOVECOT=1
 KEEP=0
+ONLY=
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) SMOKE=1 ;;
@@ -50,6 +55,7 @@ while [ $# -gt 0 ]; do
         --duration) DURATION=$2; shift ;;
         --out) OUT=$2; shift ;;
         --conns) CONNS=$2; shift ;;
+        --only) ONLY=$2; shift ;;
         --no-dovecot) DOVECOT=0 ;;
         --keep) KEEP=1 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -77,6 +83,36 @@ log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 
 command -v python3 >/dev/null || die "python3 is needed for the summary"
+
+# --- Which workloads run -----------------------------------------------------------------------
+WORKLOADS=
+for c in $LEVELS; do WORKLOADS+=" session_c$c"; done
+WORKLOADS+=" session_plain_c$PLAIN_LEVEL retr_b1 retr_b2 retr_small"
+for c in $LEVELS; do WORKLOADS+=" tls_session_c$c"; done
+WORKLOADS+=" tls_retr_b1 tls_retr_b2 tls_retr_small"
+for n in $OPEN_SIZES; do WORKLOADS+=" open_m$n"; done
+for n in $CONNS; do WORKLOADS+=" idle_$n"; done
+if [ -n "$ONLY" ]; then
+    read -r -a patterns <<< "$ONLY"   # `read` splits without expanding the patterns as file names
+    selected=
+    for w in $WORKLOADS; do
+        for p in "${patterns[@]}"; do
+            # shellcheck disable=SC2053  # $p is a pattern on purpose
+            if [[ $w == $p ]]; then selected+=" $w"; break; fi
+        done
+    done
+    [ -n "$selected" ] || die "--only \"$ONLY\" matches no workload of this run:$WORKLOADS"
+    WORKLOADS=$selected
+fi
+# wanted WORKLOAD-PATTERN: whether a selected workload matches it.
+wanted() {
+    local w
+    for w in $WORKLOADS; do
+        # shellcheck disable=SC2053
+        [[ $w == $1 ]] && return 0
+    done
+    return 1
+}
 
 # --- Build -----------------------------------------------------------------------------------
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -139,12 +175,13 @@ gen() { # gen NAME-PATTERN USERS COUNT SIZE
     for s in $SERVERS; do dirs+=(--dir "$W/$s/home/$1/Maildir"); done
     "$LG" maildir "${dirs[@]}" --users "$2" --count "$3" --size "$4" >> "$W/gen.jsonl"
 }
-gen 'u{}' "$SESSION_USERS" "$SESSION_MSGS" "$SMALL"  # session-rate users
-gen 'i{}' "$MAX_CONNS" 1 "$SMALL"                     # idle-connection users
-gen b1 1 1 "$BIG1"                                    # 5 MiB message
-gen b2 1 1 "$BIG2"                                    # 50 MiB message
-gen r 1 "$SMALL_COUNT" "$SMALL"                        # small messages, pipelined RETR
-for n in $OPEN_SIZES; do gen "m$n" 1 "$n" "$SMALL"; done
+# Only what the selected workloads read (all of it without --only).
+! wanted '*session_*' || gen 'u{}' "$SESSION_USERS" "$SESSION_MSGS" "$SMALL"  # session-rate users
+! wanted 'idle_*' || gen 'i{}' "$MAX_CONNS" 1 "$SMALL"         # idle-connection users
+! wanted '*retr_b1' || gen b1 1 1 "$BIG1"                       # 5 MiB message
+! wanted '*retr_b2' || gen b2 1 1 "$BIG2"                       # 50 MiB message
+! wanted '*retr_small' || gen r 1 "$SMALL_COUNT" "$SMALL"       # small messages, pipelined RETR
+for n in $OPEN_SIZES; do ! wanted "open_m$n" || gen "m$n" 1 "$n" "$SMALL"; done
 
 # One passwd-file per server (same hashes, homes in its own tree): u*/i*/b*/r/m* with
 # SHA512-CRYPT, and p0..p255 with {PLAIN} sharing the u* mailboxes.
@@ -167,7 +204,7 @@ for s in $SERVERS; do
 done
 [ "$DOVECOT" = 1 ] && chown -R "$MAIL_UID:$MAIL_GID" "$W/dovecot/home"
 # Both copies must be byte-identical (file names and contents).
-if [ "$DOVECOT" = 1 ]; then
+if [ "$DOVECOT" = 1 ] && wanted '*retr_small'; then
     diff -rq "$W/poppet/home/r/Maildir/cur" "$W/dovecot/home/r/Maildir/cur" >/dev/null \
         || die "fixtures differ"
 fi
@@ -387,6 +424,7 @@ DROPS=no; [ -w /proc/sys/vm/drop_caches ] && DROPS=yes
 log "flushing the generated maildirs to disk"
 sync
 log "rounds: $ROUNDS, duration ${DURATION}s, servers: $SERVERS"
+[ -z "$ONLY" ] || log "workloads (--only):$WORKLOADS"
 # Each workload runs on both servers back to back, so the two measurements of a ratio are seconds
 # apart rather than a whole suite's ten minutes: this machine has slow phases of a minute or more,
 # which used to land on one server's half of a round (round 2 of one run: Poppet's sessions -9%
@@ -397,15 +435,18 @@ log "rounds: $ROUNDS, duration ${DURATION}s, servers: $SERVERS"
 order_of() {
     if (( $1 % 2 == 0 )); then printf '%s\n' $SERVERS | tac | xargs; else echo "$SERVERS"; fi
 }
-# both ROUND WORKLOAD [tls] -- loadgen MODE ARGS...: one measurement on every server, in order.
+# both ROUND WORKLOAD [tls] -- loadgen MODE ARGS...: one measurement on every server, in order
+# (none when --only left the workload out).
 both() {
     local round=$1 s; shift
+    wanted "$1" || return 0
     for s in $ORDER; do run "$s" "$round" "$@"; done
 }
 for round in $(seq 1 "$ROUNDS"); do
     ORDER=$(order_of "$round")
     log "round $round ($ORDER): (b) loopback ceiling"
     for m in b1 b2; do
+        wanted "*retr_$m" || continue
         "$LG" ceiling --file "$(ls "$W/poppet/home/$m/Maildir/cur/"*)" --duration "$DURATION" \
             --label "ceiling/$round/retr_$m" | python3 -c '
 import json, sys
@@ -441,17 +482,21 @@ done
 # Either way every round now measures the same state: mail as it was delivered, which is also how
 # POP3 mail is usually fetched, soon after it arrives.
 for round in $(seq 1 "$ROUNDS"); do
+    wanted 'open_*' || wanted 'idle_*' || break
     ORDER=$(order_of "$round")
-    log "round $round ($ORDER): (c) open latency (page cache dropped: $DROPS)"
+    wanted 'open_*' && log "round $round ($ORDER): (c) open latency (page cache dropped: $DROPS)"
     for n in $OPEN_SIZES; do
+        wanted "open_m$n" || continue
         for s in $ORDER; do
             make_cold "$s" "m$n"
             run "$s" "$round" "open_m$n" -- open --user "m$n" --sessions 2
         done
     done
+    wanted 'idle_*' || continue
     log "round $round: (d) idle connections (each count on a freshly started server)"
     for s in $ORDER; do
         for n in $CONNS; do
+            wanted "idle_$n" || continue
             restart "$s"
             run "$s" "$round" "idle_$n" -- idle --connections "$n" --user-pattern 'i{}' \
                 --threads 16 --settle 2
