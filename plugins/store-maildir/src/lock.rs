@@ -40,18 +40,19 @@
 //! [`RELEASED_MARK`], so the text no longer parses) and renamed to `poppet-pop3.lock.spare`, and
 //! the next session renames that back (touched first, so that until its text is written the mtime
 //! says "being written"), both with `renameat2`'s `RENAME_NOREPLACE`, which is as exclusive as
-//! `O_EXCL`. One inode then serves every session of the maildir. A new file per login cost an inode allocation
-//! and an orphan release each time, and on ext4 without a journal (this project's benchmark
-//! machine) each allocation also scans past every inode freed in the last ~30 seconds: at 4,000
-//! logins a second that scan was a third of the server's CPU, growing with the login rate. Where
-//! the flag is refused (NFS) or there is no spare, locks are created and removed as before.
+//! `O_EXCL`. One inode then serves every session of the maildir. A new file per login cost an
+//! inode allocation and an orphan release each time, and on ext4 without a journal (this project's
+//! benchmark machine) each allocation also scans past every inode freed in the last ~30 seconds:
+//! at 4,000 logins a second that scan was a third of the server's CPU, growing with the login
+//! rate. Where the flag is refused (NFS) or there is no spare, locks are created and removed as
+//! before.
 //!
 //! The mark is at the end so that a reader racing the next holder's write never sees a valid
 //! text that is not the holder's: what it can read is the new text's first octets over the old
 //! one's last, and every line of that up to the old `time` line, which ends in the mark, is either
 //! the new holder's, a line with the wrong key, or cut short. (Emptying the file at release did the
-//! same, at the cost of freeing its block and allocating it again at the next login: about 8 µs of
-//! the 170 µs of server CPU of a `{PLAIN}` session.)
+//! same, at the cost of freeing its block and allocating it again at the next login: about 9 µs of
+//! the 190 µs of server CPU of a `{PLAIN}` session.)
 
 use poppet_sdk::PluginError;
 use std::fs::{self, OpenOptions};
