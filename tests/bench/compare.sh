@@ -28,7 +28,9 @@
 #
 # Workloads (issue 9):
 #   (a) sessions: connect, USER/PASS, STAT, LIST, UIDL, QUIT at concurrency 1, 16, 64, 256, with
-#       SHA512-CRYPT hashes on both sides, and once at 64 with {PLAIN} (the server, not the hash);
+#       SHA512-CRYPT hashes on both sides, and once at 64 with {PLAIN} (the server, not the hash),
+#       plus the hash ceiling: SHA512-CRYPT checks per second on every CPU with nothing else, the
+#       most sessions per second a server checking it once per login could reach here;
 #   (b) RETR of a 5 MiB and a 50 MiB message, and 1,000 small messages pipelined, plus the
 #       loopback ceiling: the same file sent by a plain read/write copy to a socket;
 #   (c) open latency (PASS sent to STAT answered) on 1k, 10k and 100k-message maildirs: first
@@ -457,6 +459,16 @@ v = json.loads(sys.stdin.read()); v.update(server="ceiling", round=int(sys.argv[
 print(json.dumps(v))' "$round" "retr_$m" >> "$RESULTS"
     done
     log "round $round: (a) session rate"
+    # The hash ceiling: SHA512-CRYPT checks per second on every CPU and nothing else (the same code
+    # as the passwd-file plugin), the most sessions per second any server checking that hash once
+    # per login could reach here, as the loopback copy is for RETR.
+    if wanted 'session_c*' || wanted 'tls_session_c*'; then
+        "$LG" hash-ceiling --hash "$HASH" --password "$PASS" --duration "$DURATION" \
+            --label "ceiling/$round/hash_ceiling" | python3 -c '
+import json, sys
+v = json.loads(sys.stdin.read()); v.update(server="ceiling", round=int(sys.argv[1]), workload="hash_ceiling")
+print(json.dumps(v))' "$round" >> "$RESULTS"
+    fi
     for c in $LEVELS; do
         both "$round" "session_c$c" -- session --concurrency "$c" --users "$SESSION_USERS" \
             --user-pattern 'u{}' --duration "$DURATION"

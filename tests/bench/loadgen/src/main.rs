@@ -15,6 +15,9 @@
 //! - `idle`: N logged-in connections held open while the server's RSS and PSS are measured;
 //! - `ceiling`: the same bytes as a RETR sent by a plain read/write file copy over loopback, the
 //!   physical ceiling for RETR throughput on this machine;
+//! - `hash-ceiling`: password checks per second with every CPU doing nothing else, through the
+//!   same code as Poppet's passwd-file plugin (`poppet_password::verify`): the ceiling for the
+//!   session rate of any server that checks that hash once per login, on this machine;
 //! - `maildir`: writes identical maildir fixtures for both servers;
 //! - `free-port`: prints a free loopback TCP port.
 //!
@@ -67,6 +70,8 @@ enum Mode {
     Idle(IdleArgs),
     /// Loopback ceiling: a plain read/write copy of a file to a socket, read like a RETR.
     Ceiling(CeilingArgs),
+    /// Hash ceiling: password checks per second on every CPU, nothing else.
+    HashCeiling(HashCeilingArgs),
     /// Write maildir fixtures (identical bytes and names in every target).
     Maildir(MaildirArgs),
     /// Print a free TCP port on 127.0.0.1.
@@ -213,6 +218,26 @@ struct CeilingArgs {
     label: String,
 }
 
+/// `hash-ceiling` options.
+#[derive(Debug, Args)]
+struct HashCeilingArgs {
+    /// The stored hash as a passwd-file holds it (`{SHA512-CRYPT}$6$...`).
+    #[arg(long)]
+    hash: String,
+    /// The password the hash was made from (a check that fails is an error).
+    #[arg(long, default_value = "bench")]
+    password: String,
+    /// Threads checking at once (default: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seconds to run (every thread completes at least one check).
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Free text copied into the JSON line.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
 /// `maildir` options.
 #[derive(Debug, Args)]
 struct MaildirArgs {
@@ -241,6 +266,7 @@ fn main() -> Result<()> {
         Mode::Open(a) => open(&a),
         Mode::Idle(a) => idle(&a),
         Mode::Ceiling(a) => ceiling(&a),
+        Mode::HashCeiling(a) => hash_ceiling(&a),
         Mode::Maildir(a) => {
             let t = Instant::now();
             let files = maildir::generate(&maildir::Spec {
@@ -931,6 +957,54 @@ fn ceiling(a: &CeilingArgs) -> Result<()> {
     v["bytes"] = json!(bytes);
     v["retr_s"] = json!(round(secs, 4));
     v["mib_per_s"] = json!(round(bytes as f64 / secs / 1048576.0, 1));
+    emit(v);
+    Ok(())
+}
+
+fn hash_ceiling(a: &HashCeilingArgs) -> Result<()> {
+    let hash = poppet_password::PasswordHash::parse(&a.hash)
+        .map_err(|err| anyhow::anyhow!("--hash: {err}"))?;
+    let threads = match a.threads {
+        Some(n) => n.max(1),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let hash = Arc::new(hash);
+    let password = Arc::new(a.password.clone());
+    let meter = Meter::start(None);
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs_f64(a.duration);
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (hash, password) = (Arc::clone(&hash), Arc::clone(&password));
+            std::thread::spawn(move || -> Result<u64> {
+                let mut checks = 0u64;
+                loop {
+                    if !poppet_password::verify(&hash, password.as_bytes()) {
+                        bail!("the password does not match --hash");
+                    }
+                    checks += 1;
+                    if Instant::now() >= deadline {
+                        return Ok(checks);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut checks = 0;
+    for worker in workers {
+        checks += worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("hash thread panicked"))??;
+    }
+    // The slowest thread's last check ends the run.
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let mut v = json!({"mode": "hash_ceiling", "label": a.label, "tls": false});
+    meter.finish(&mut v, checks);
+    v["scheme"] = json!(hash.scheme().name());
+    v["threads"] = json!(threads);
+    v["checks"] = json!(checks);
+    // Named like the session workloads' rate: one check per login is what a session needs.
+    v["sessions_per_s"] = json!(round(checks as f64 / secs, 1));
     emit(v);
     Ok(())
 }
