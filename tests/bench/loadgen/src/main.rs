@@ -17,7 +17,8 @@
 //!   physical ceiling for RETR throughput on this machine;
 //! - `hash-ceiling`: password checks per second with every CPU doing nothing else, through the
 //!   same code as Poppet's passwd-file plugin (`poppet_password::verify`): the ceiling for the
-//!   session rate of any server that checks that hash once per login, on this machine;
+//!   session rate of a server that checks that hash once per login with one-stream SHA-512
+//!   code, on this machine;
 //! - `maildir`: writes identical maildir fixtures for both servers;
 //! - `free-port`: prints a free loopback TCP port.
 //!
