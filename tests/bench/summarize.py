@@ -125,7 +125,8 @@ for w in sorted(by, key=order):
     if ceiling and "poppet" in med:
         entry["poppet_over_ceiling"] = med["poppet"] / ceiling
     if hash_ceiling and med.get("dovecot"):
-        # What the hash alone allows against this Dovecot: below the target, no server could meet it.
+        # What the hash alone allows against this Dovecot: below the target, no server checking it
+        # with one SHA-512 stream per login could meet it.
         entry["ceiling_over_dovecot"] = ceiling / med["dovecot"]
         if met == "**no**" and t and not t[1](ceiling / med["dovecot"], ceiling, None):
             met += f" (hash ceiling {ceiling / med['dovecot']:.3g}x)"
