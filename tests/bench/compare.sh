@@ -448,16 +448,23 @@ both() {
     wanted "$1" || return 0
     for s in $ORDER; do run "$s" "$round" "$@"; done
 }
+# record_ceiling: a ceiling's JSON line on stdin, labelled ceiling/ROUND/WORKLOAD, into the results
+# with those as its server, round and workload.
+record_ceiling() {
+    python3 -c '
+import json, sys
+v = json.loads(sys.stdin.read())
+server, rnd, workload = v["label"].split("/")
+v.update(server=server, round=int(rnd), workload=workload)
+print(json.dumps(v))' >> "$RESULTS"
+}
 for round in $(seq 1 "$ROUNDS"); do
     ORDER=$(order_of "$round")
     log "round $round ($ORDER): (b) loopback ceiling"
     for m in b1 b2; do
         wanted "*retr_$m" || continue
         "$LG" ceiling --file "$(ls "$W/poppet/home/$m/Maildir/cur/"*)" --duration "$DURATION" \
-            --label "ceiling/$round/retr_$m" | python3 -c '
-import json, sys
-v = json.loads(sys.stdin.read()); v.update(server="ceiling", round=int(sys.argv[1]), workload=sys.argv[2])
-print(json.dumps(v))' "$round" "retr_$m" >> "$RESULTS"
+            --label "ceiling/$round/retr_$m" | record_ceiling
     done
     log "round $round: (a) session rate"
     # The hash ceiling: SHA512-CRYPT checks per second on every CPU and nothing else (the same code
@@ -465,10 +472,7 @@ print(json.dumps(v))' "$round" "retr_$m" >> "$RESULTS"
     # per login could reach here, as the loopback copy is for RETR.
     if wanted 'session_c*' || wanted 'tls_session_c*'; then
         "$LG" hash-ceiling --hash "$HASH" --password "$PASS" --duration "$DURATION" \
-            --label "ceiling/$round/hash_ceiling" | python3 -c '
-import json, sys
-v = json.loads(sys.stdin.read()); v.update(server="ceiling", round=int(sys.argv[1]), workload="hash_ceiling")
-print(json.dumps(v))' "$round" >> "$RESULTS"
+            --label "ceiling/$round/hash_ceiling" | record_ceiling
     fi
     for c in $LEVELS; do
         both "$round" "session_c$c" -- session --concurrency "$c" --users "$SESSION_USERS" \

@@ -67,6 +67,12 @@ def order(w):
     return (g, int(num) if num else 0, w)
 
 
+def ceiling_of(workload, metric):
+    """The median of a ceiling recorded under another workload's name, or None."""
+    vals = [r[metric] for r in by.get(workload, {}).get("ceiling", {}).values() if metric in r]
+    return (statistics.median(vals) or None) if vals else None
+
+
 summary = {"machine": machine, "dovecot": dovecot_version, "commit": commit, "workloads": {}}
 lines = [
     "| workload | unit | Poppet | Dovecot | Poppet/Dovecot min / median / max | target | met | "
@@ -97,15 +103,11 @@ for w in sorted(by, key=order):
                 ratios.append(pr[metric] / dr[metric])
     ceiling = med.get("ceiling")
     if ceiling is None and w.startswith("tls_retr_b"):
-        ceiling = statistics.median(
-            [r["mib_per_s"] for r in by.get(w[4:], {}).get("ceiling", {}).values()] or [0]
-        ) or None
+        ceiling = ceiling_of(w[4:], metric)  # the same file's copy, measured without TLS
     hash_ceiling = False
     if ceiling is None and (w.startswith("session_c") or w.startswith("tls_session_c")):
         # SHA512-CRYPT sessions: the hash ceiling (checks per second on every CPU, nothing else).
-        ceiling = statistics.median(
-            [r["sessions_per_s"] for r in by.get("hash_ceiling", {}).get("ceiling", {}).values()] or [0]
-        ) or None
+        ceiling = ceiling_of("hash_ceiling", metric)
         hash_ceiling = ceiling is not None
     t = target_of(w)
     entry = {"metric": metric, "unit": unit, "higher_is_better": higher, "median": med,
