@@ -173,21 +173,7 @@ fn run_page(name: &str) {
         .arg(&script)
         .current_dir(&root);
     // cargo test sets variables describing this test crate; the reader's shell has none of them.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-            "CARGO_PRIMARY_",
-        ]
-        .iter()
-        .any(|p| key.starts_with(p))
-        {
-            cmd.env_remove(key.as_ref());
-        }
-    }
+    poppet_testkit::without_test_crate_env(&mut cmd);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

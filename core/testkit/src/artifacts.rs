@@ -2,8 +2,10 @@
 //!
 //! cargo does not build cdylib members for `cargo test`, so the harness runs
 //! `cargo build --message-format=json` for the packages it needs and reads the artifact paths from
-//! cargo's own output. That honours `CARGO_TARGET_DIR` and the profile, and is a no-op when `.ci/run`
-//! has already built the workspace.
+//! cargo's own output. That honours `CARGO_TARGET_DIR` and the profile. It runs without the
+//! variables cargo sets for the test crate ([`crate::without_test_crate_env`]), so what it builds
+//! stays fresh for the next test binary and for a `cargo build` from a shell: once built, it is a
+//! no-op.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -61,7 +63,8 @@ pub fn artifacts() -> &'static Artifacts {
 fn build() -> Artifacts {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root())
+    crate::without_test_crate_env(&mut cmd)
+        .current_dir(workspace_root())
         .args(["build", "--message-format=json-render-diagnostics"]);
     for p in PACKAGES {
         cmd.args(["-p", p]);

@@ -121,6 +121,31 @@ pub fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
+/// Removes from `cmd`'s environment the variables cargo sets for the test crate being run
+/// (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR` and the like), so that what it starts sees the
+/// environment of a shell. A reader's shell has none of them; and a cargo started with them saw a
+/// different environment from the one it last built in: ring's build script asks to be rerun when
+/// `CARGO_MANIFEST_DIR` or `CARGO_PKG_NAME` change, so each such build compiled ring, rustls and
+/// everything above them again (about 20 s), and the next `cargo build` from a shell did it back.
+pub fn without_test_crate_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    const SET_FOR_CRATES: &[&str] = &[
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if SET_FOR_CRATES.iter().any(|p| key.starts_with(p)) {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
+}
+
 /// Whether a command-line tool is installed; tests that need it print why they skip when it is not.
 pub fn have_tool(name: &str) -> bool {
     std::process::Command::new("sh")
