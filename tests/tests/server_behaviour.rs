@@ -164,3 +164,135 @@ fn version_and_pw_subcommand() {
         _ => poppet_testkit::skip("cross-check only: openssl is not installed"),
     }
 }
+
+/// A client logged in from another network namespace, with message 1 marked deleted; it prints
+/// `ready` and then holds the connection until its stdin closes.
+const HOLDING_CLIENT: &str = r#"
+import poplib, sys
+p = poplib.POP3(sys.argv[1], int(sys.argv[2]), timeout=60)
+p.user("demo")
+p.pass_("demo")
+p.dele(1)
+print("ready", flush=True)
+sys.stdin.read()
+"#;
+
+/// A client whose host vanishes (no FIN, no RST: a phone that left its network) is cut by TCP
+/// keepalive, committing nothing, and its maildrop lock is free for its next login right away
+/// instead of after the 10-minute idle timeout. The client runs in a network namespace of its
+/// own; it "vanishes" when a blackhole route swallows everything it sends back, so the server's
+/// probes go unanswered while nothing fails on the server's side.
+#[test]
+fn a_vanished_client_is_cut_by_keepalive_and_its_lock_released() {
+    if !poppet_testkit::is_root() {
+        poppet_testkit::skip("not root: the client's network namespace needs CAP_NET_ADMIN");
+        return;
+    }
+    for tool in ["ip", "python3"] {
+        if !poppet_testkit::have_tool(tool) {
+            poppet_testkit::skip(&format!(
+                "{tool} is not installed (Debian: iproute2, python3)"
+            ));
+            return;
+        }
+    }
+    let peer = match common::net::Peer::create("keepalive") {
+        Ok(peer) => peer,
+        Err(e) => {
+            poppet_testkit::skip(&format!("cannot make a network namespace here: {e}"));
+            return;
+        }
+    };
+    // Serving a non-loopback address as root is refused: the server drops root for `nobody`.
+    let d = common::demo_with_listeners(
+        &format!(r#"(address: "{}:0", plaintext_auth: always)"#, peer.here),
+        r#"user: "nobody", limits: (tcp_keepalive: "4s"),"#,
+    );
+    let chown = Command::new("chown")
+        .args(["-R", "nobody:"])
+        .arg(d.dir.path().join("mail"))
+        .status();
+    assert!(chown.is_ok_and(|s| s.success()), "chown of the mail tree");
+    std::fs::set_permissions(
+        d.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut client = Command::new("ip")
+        .args(["netns", "exec", &peer.namespace, "python3", "-c"])
+        .args([
+            HOLDING_CLIENT,
+            &peer.here,
+            &d.server.addr.port().to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(client.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready", "{}", d.server.log());
+    // While the client is there, its session holds the maildrop.
+    let mut other = Client::connect(d.server.addr);
+    assert!(other.cmd("USER demo").starts_with("+OK"));
+    let refused = other.cmd("PASS demo");
+    assert!(refused.starts_with("-ERR [IN-USE]"), "{refused}");
+    drop(other);
+
+    // The client's host vanishes: what it sends back to the server goes nowhere from now on.
+    common::net::ip(&[
+        "-n",
+        &peer.namespace,
+        "route",
+        "add",
+        "blackhole",
+        &format!("{}/32", peer.here),
+    ])
+    .unwrap();
+    let vanished = Instant::now();
+    // Probes after 4 s of silence, four of them a second apart: about 8 s.
+    assert!(
+        d.server.wait_for_log(
+            "reason=lost mechanism=USER retr=0/0 top=0 dele=1 deleted=0",
+            Duration::from_secs(40)
+        ),
+        "the vanished client's session was not cut:\n{}",
+        d.server.log()
+    );
+    eprintln!(
+        "the vanished client was cut {:?} after it vanished",
+        vanished.elapsed()
+    );
+    assert!(
+        d.server
+            .log()
+            .contains("the client's host stopped answering")
+    );
+    // The lock went with the session, and the lost session's DELE was not applied.
+    let mut next = Client::connect(d.server.addr);
+    next.login("demo", "demo");
+    let stat = next.cmd("STAT");
+    assert_eq!(
+        stat,
+        format!("+OK {} {}", expected_count(), expected_octets())
+    );
+    assert!(next.cmd("QUIT").starts_with("+OK"));
+    common::assert_demo_left(&d.maildir, &[]);
+    let _ = client.kill();
+    let _ = client.wait();
+}
+
+fn expected_count() -> usize {
+    common::expected_messages().len()
+}
+
+fn expected_octets() -> usize {
+    common::expected_messages()
+        .iter()
+        .map(|(_, b)| b.len())
+        .sum()
+}

@@ -17,6 +17,7 @@
 mod common;
 
 use common::haproxy::{Haproxy, free_port};
+use common::net::{free_subnet, ip};
 use poppet_testkit::{Client, TestServer, artifacts, copy_dir, demo_maildir, have_tool};
 use poppet_testkit::{skip, workspace_root};
 use std::net::SocketAddr;
@@ -27,23 +28,6 @@ use std::time::{Duration, Instant};
 const INSTANCES: usize = 3;
 /// The maildir lock's stale bound in the test (the example says 5m).
 const STALE_AFTER: Duration = Duration::from_secs(3);
-
-/// Runs `ip ARGS`; the error is its stderr.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// The test's network: a bridge in the root namespace with HAProxy's address on it, and one
 /// namespace per instance joined to it by a veth pair. Everything is removed on drop, also when
@@ -115,22 +99,6 @@ impl Drop for Net {
             let _ = ip(&["link", "del", bridge]);
         }
     }
-}
-
-/// A 10.x.y.0/24 that no interface on this machine uses (other tests may make networks too).
-fn free_subnet(pid: u32) -> Result<String, String> {
-    for k in 0..64 {
-        let n = pid + k * 7919;
-        let prefix = format!("10.{}.{}", 100 + (n / 256) % 100, n % 256);
-        let out = Command::new("ip")
-            .args(["-4", "-o", "addr", "show", "to", &format!("{prefix}.0/24")])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() && out.stdout.is_empty() {
-            return Ok(prefix);
-        }
-    }
-    Err("no free 10.x.y.0/24".into())
 }
 
 /// `template` with each `(from, to)` replaced, asserting every `from` is there: a changed example

@@ -460,6 +460,9 @@ async fn prepare(c: Accepted, slots: &Arc<Slots>) -> Option<(Stream, Prepared, S
         }
     };
     let _ = stream.set_nodelay(true);
+    if let Err(e) = set_keepalive(&stream, limits.tcp_keepalive) {
+        log::warn!("session {id}: cannot turn on TCP keepalive: {e}");
+    }
     let local = stream
         .local_addr()
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -495,6 +498,27 @@ async fn prepare(c: Accepted, slots: &Arc<Slots>) -> Option<(Stream, Prepared, S
         }
     }
     Some((stream, Prepared { info, shared }, slot))
+}
+
+/// Turns on TCP keepalive (see `limits.tcp_keepalive`): after `idle` without a packet the kernel
+/// probes the client's host a quarter of `idle` apart, and after
+/// [`KEEPALIVE_PROBES`](crate::config::KEEPALIVE_PROBES) unanswered probes the next read fails with
+/// `ETIMEDOUT`. Zero leaves the socket as it is (no probes).
+fn set_keepalive(stream: &TcpStream, idle: std::time::Duration) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if idle.is_zero() {
+        return Ok(());
+    }
+    // The config allows 4 s to 9 h in whole seconds.
+    let secs = u32::try_from(idle.as_secs()).unwrap_or(u32::MAX);
+    setsockopt(stream, sockopt::TcpKeepIdle, &secs)?;
+    setsockopt(stream, sockopt::TcpKeepInterval, &(secs / 4).max(1))?;
+    setsockopt(
+        stream,
+        sockopt::TcpKeepCount,
+        &crate::config::KEEPALIVE_PROBES,
+    )?;
+    setsockopt(stream, sockopt::KeepAlive, &true)
 }
 
 /// An IPv4-mapped IPv6 loopback (`::ffff:127.0.0.1`) counts as loopback too.
@@ -534,6 +558,26 @@ async fn refuse(mut stream: TcpStream, line: &'static str) {
 mod tests {
     use super::Workers;
     use std::sync::Arc;
+
+    /// The options a session's socket gets, read back from a real accepted connection.
+    #[test]
+    fn keepalive_is_set_on_the_accepted_socket_or_left_off() {
+        use nix::sys::socket::{getsockopt, sockopt};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let _client = std::net::TcpStream::connect(listener.local_addr().expect("addr"));
+        let accepted =
+            || smol::net::TcpStream::try_from(listener.accept().expect("accept").0).expect("async");
+        let on = accepted();
+        super::set_keepalive(&on, std::time::Duration::from_secs(60)).expect("set");
+        assert!(getsockopt(&on, sockopt::KeepAlive).expect("get"));
+        assert_eq!(getsockopt(&on, sockopt::TcpKeepIdle).expect("get"), 60);
+        assert_eq!(getsockopt(&on, sockopt::TcpKeepInterval).expect("get"), 15);
+        assert_eq!(getsockopt(&on, sockopt::TcpKeepCount).expect("get"), 4);
+        let _client = std::net::TcpStream::connect(listener.local_addr().expect("addr"));
+        let off = accepted();
+        super::set_keepalive(&off, std::time::Duration::ZERO).expect("set");
+        assert!(!getsockopt(&off, sockopt::KeepAlive).expect("get"));
+    }
 
     #[test]
     fn sessions_go_to_the_least_busy_executor_and_stay_on_its_thread() {

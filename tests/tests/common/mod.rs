@@ -5,6 +5,7 @@
 
 pub mod haproxy;
 pub mod mda;
+pub mod net;
 pub mod stores;
 
 use poppet_testkit::{TestServer, artifacts, copy_dir, demo_maildir, workspace_root};

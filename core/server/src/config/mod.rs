@@ -133,6 +133,14 @@ impl PluginSpec {
     }
 }
 
+/// Unanswered keepalive probes after which the kernel cuts a connection (`TCP_KEEPCNT`).
+pub const KEEPALIVE_PROBES: u32 = 4;
+/// The shortest `tcp_keepalive`: the probes go a quarter of it apart, and the kernel counts whole
+/// seconds.
+const KEEPALIVE_MIN: Duration = Duration::from_secs(4);
+/// The longest `tcp_keepalive`, within Linux's bound for `TCP_KEEPIDLE` (32,767 s).
+const KEEPALIVE_MAX: Duration = Duration::from_secs(9 * 3600);
+
 /// Limits, each with the reason for its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -164,6 +172,14 @@ pub struct Limits {
     /// longer than any healthy LDAP search or maildir scan, shorter than clients wait (Thunderbird
     /// gives up after 100 s), so a hung directory server costs a retry, not a hung client.
     pub plugin_timeout: Duration,
+    /// Silence on a connection before TCP keepalive probes ask the client's host whether it is still
+    /// there; [`KEEPALIVE_PROBES`] unanswered probes a quarter of this apart cut the connection, so a
+    /// vanished client (a phone that left its network, a laptop that slept: no FIN, no RST) is gone
+    /// about twice this after its last packet, and its maildrop lock with it. Zero turns probing
+    /// off. Default 1 minute: without it such a session holds the lock until `idle_timeout` (10
+    /// minutes), and the client's next poll gets `[IN-USE]`; a live client's kernel answers the
+    /// probes, so it only costs a few packets a minute per idle connection.
+    pub tcp_keepalive: Duration,
     /// Failed logins on one connection before it is closed. Default 3, as Dovecot's login processes:
     /// a guesser must reconnect (and serve the address penalty) every three tries.
     pub max_auth_failures: u32,
@@ -186,6 +202,7 @@ impl Default for Limits {
             auth_failure_delay: Duration::from_secs(2),
             auth_penalty_max: Duration::from_secs(15),
             plugin_timeout: Duration::from_secs(60),
+            tcp_keepalive: Duration::from_secs(60),
             max_auth_failures: 3,
             max_connections_per_user: 10,
             trusted_networks: vec![
@@ -445,6 +462,11 @@ impl Validator<'_> {
                 "plugin_timeout",
                 defaults.plugin_timeout,
             )?,
+            tcp_keepalive: self.duration(
+                &l.tcp_keepalive,
+                "tcp_keepalive",
+                defaults.tcp_keepalive,
+            )?,
             max_connections_per_user: l
                 .max_connections_per_user
                 .unwrap_or(defaults.max_connections_per_user),
@@ -483,6 +505,18 @@ impl Validator<'_> {
                 .as_ref()
                 .map_or((1, 1), |v| v.at(self.text));
             return Err(self.error(at, "plugin_timeout: must be at least 1s"));
+        }
+        let keepalive = limits.tcp_keepalive;
+        if !keepalive.is_zero()
+            && (keepalive.subsec_nanos() != 0
+                || keepalive < KEEPALIVE_MIN
+                || keepalive > KEEPALIVE_MAX)
+        {
+            let at = l.tcp_keepalive.as_ref().map_or((1, 1), |v| v.at(self.text));
+            return Err(self.error(
+                at,
+                "tcp_keepalive: must be \"0s\" (off) or whole seconds from \"4s\" to \"9h\"",
+            ));
         }
         if limits.idle_timeout < Duration::from_secs(600) {
             let at = l.idle_timeout.as_ref().map_or((1, 1), |v| v.at(self.text));

@@ -139,6 +139,8 @@ pub(super) struct RawLimits<'a> {
     pub auth_penalty_max: Option<Located<'a>>,
     #[serde(default, borrow)]
     pub plugin_timeout: Option<Located<'a>>,
+    #[serde(default, borrow)]
+    pub tcp_keepalive: Option<Located<'a>>,
     #[serde(default)]
     pub max_connections_per_user: Option<u32>,
     #[serde(default)]

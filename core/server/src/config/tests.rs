@@ -97,6 +97,35 @@ fn idle_timeout_below_the_rfc_minimum_is_refused() {
 }
 
 #[test]
+fn tcp_keepalive_is_on_by_default_and_refused_outside_its_range() {
+    assert_eq!(
+        parse(GOOD).unwrap().limits.tcp_keepalive,
+        Duration::from_secs(60)
+    );
+    let with = |v: &str| {
+        parse(&GOOD.replace(
+            "(idle_timeout: \"15m\")",
+            &format!("(\n  tcp_keepalive: \"{v}\")"),
+        ))
+    };
+    assert_eq!(with("0s").unwrap().limits.tcp_keepalive, Duration::ZERO);
+    assert_eq!(
+        with("4s").unwrap().limits.tcp_keepalive,
+        Duration::from_secs(4)
+    );
+    assert_eq!(
+        with("9h").unwrap().limits.tcp_keepalive,
+        Duration::from_secs(9 * 3600)
+    );
+    for bad in ["3s", "4500ms", "10h"] {
+        let e = with(bad).unwrap_err();
+        assert!(e.message.contains("tcp_keepalive"), "{bad}: {e}");
+        // The value's own line and column.
+        assert_eq!((e.line, e.column), (11, 18), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn logging_level_defaults_to_info() {
     assert_eq!(parse(GOOD).unwrap().log_level, "info");
     let c = parse(&GOOD.replace("limits:", "logging: (level: \"debug\"), limits:")).unwrap();

@@ -70,6 +70,9 @@ pub enum Ending {
     TlsFailed,
     /// The client stopped reading what the server sends.
     WriteTimeout,
+    /// The client's host stopped answering TCP keepalive probes (or acknowledging what was sent):
+    /// it left its network, slept or lost power (nothing committed).
+    Lost,
     /// A socket or body-stream error.
     Error,
 }
@@ -86,6 +89,7 @@ impl Ending {
             Ending::Shutdown => "shutdown",
             Ending::TlsFailed => "tls-failed",
             Ending::WriteTimeout => "write-timeout",
+            Ending::Lost => "lost",
             Ending::Error => "error",
         }
     }
@@ -230,6 +234,15 @@ impl Driver<'_> {
             match wake {
                 Wake::Read(Ok(0)) => return Ending::Dropped,
                 Wake::Read(Ok(n)) => self.session.enqueue_input(&buf[..n]),
+                // ETIMEDOUT on a read: the kernel gave up on the client's host (see
+                // `limits.tcp_keepalive`).
+                Wake::Read(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                    log::info!(
+                        "session {}: the client's host stopped answering ({e}); closing",
+                        self.conn.id
+                    );
+                    return Ending::Lost;
+                }
                 Wake::Read(Err(e)) => {
                     log::debug!("session {}: read error: {e}", self.conn.id);
                     return Ending::Dropped;
