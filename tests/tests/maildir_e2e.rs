@@ -412,3 +412,92 @@ fn apop_works_for_a_plaintext_equivalent_secret() {
     let r = c.cmd("APOP demo 0123456789abcdef0123456789abcdef");
     assert!(r.starts_with("-ERR [AUTH]"), "{r}");
 }
+
+/// Delivers `text` with Courier's `deliverquota`; its exit status (77: over quota, a bounce).
+fn deliverquota(maildir: &std::path::Path, text: &str) -> i32 {
+    use std::io::Write;
+    let mut child = std::process::Command::new("deliverquota")
+        .arg(maildir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    child.wait().unwrap().code().unwrap_or(-1)
+}
+
+/// Maildir++ quota with a real delivery agent: a maildir made by Courier's `maildirmake` with a
+/// quota of three messages, filled by `deliverquota`, which then refuses a fourth. Once a POP3
+/// client has deleted one message, `deliverquota` takes mail again: the removal is in
+/// `maildirsize`, as a line of the message's `,S=` size. A session that ends without QUIT removes
+/// nothing and records nothing.
+#[test]
+fn deletions_are_recorded_in_maildirsize_so_a_quota_delivery_agent_takes_mail_again() {
+    for tool in ["maildirmake", "deliverquota"] {
+        if !poppet_testkit::have_tool(tool) {
+            poppet_testkit::skip(&format!(
+                "{tool} is not installed (Debian package maildrop)"
+            ));
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("mail/demo/Maildir");
+    std::fs::create_dir_all(maildir.parent().unwrap()).unwrap();
+    let make = |args: &[&str]| {
+        let status = std::process::Command::new("maildirmake")
+            .args(args)
+            .arg(&maildir)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "maildirmake {args:?}");
+    };
+    make(&[]);
+    make(&["-q", "3C"]);
+    for i in 1..=3 {
+        let text = format!("From: a@example.org\nSubject: {i}\n\nmessage {i}\n");
+        assert_eq!(deliverquota(&maildir, &text), 0, "delivery {i}");
+    }
+    let late = "From: a@example.org\nSubject: late\n\nthe fourth\n";
+    assert_eq!(deliverquota(&maildir, late), 77, "the quota does not bite");
+
+    let server = poppet_testkit::TestServer::start(dir.path(), &common::config(dir.path(), ""));
+    // DELE without QUIT: nothing removed, nothing recorded.
+    let mut c = Client::connect(server.addr);
+    c.login("demo", "demo");
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    c.drop_connection();
+    assert!(server.wait_for_log("reason=disconnected", Duration::from_secs(10)));
+    let quota_file = maildir.join("maildirsize");
+    let before = std::fs::read_to_string(&quota_file).unwrap();
+    assert_eq!(maildir_messages(&maildir).len(), 3);
+    assert_eq!(deliverquota(&maildir, late), 77);
+
+    let mut c = Client::connect(server.addr);
+    c.login("demo", "demo");
+    let first = c.cmd("UIDL 1");
+    let base = first.rsplit(' ').next().unwrap().to_owned();
+    assert!(c.cmd("DELE 1").starts_with("+OK"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    let size: u64 = base
+        .split(',')
+        .find_map(|f| f.strip_prefix("S="))
+        .expect("deliverquota names carry S=")
+        .parse()
+        .unwrap();
+    let after = std::fs::read_to_string(&quota_file).unwrap();
+    assert_eq!(after, format!("{before}-{size} -1\n"));
+    assert_eq!(maildir_messages(&maildir).len(), 2);
+    assert_eq!(
+        deliverquota(&maildir, late),
+        0,
+        "still over quota:\n{after}"
+    );
+}

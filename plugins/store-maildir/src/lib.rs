@@ -12,6 +12,8 @@
 //!   background thread per store while sessions are open, and checked before a commit;
 //! - a snapshot fixed at open, deletes applied only at commit, to the snapshot's files only
 //!   (recognised by inode; nothing is ever renamed over another file).
+//! - deletions recorded in the maildir's Maildir++ quota file (`maildirsize`) when it has one, so a
+//!   delivery agent enforcing the quota counts them as gone.
 //!
 //! Settings (RON), all optional:
 //! ```ron
@@ -45,6 +47,7 @@ mod lock;
 mod maildrop;
 mod name;
 mod pool;
+mod quota;
 mod readahead;
 mod refresh;
 mod settings;

@@ -23,6 +23,7 @@ use crate::files::{self, FileId};
 use crate::lock::SessionLock;
 use crate::name::{self, FxHashSet};
 use crate::pool::FILES;
+use crate::quota;
 use crate::readahead::{self, Found, Shared, Start, Whole};
 use crate::sizes::{self, FileStamp};
 use crate::snapshot::{self, Entry, SizeStats, Snapshot};
@@ -314,7 +315,7 @@ impl poppet_sdk::Maildrop for MaildirDrop {
         &mut self,
         deleted: Vec<usize>,
     ) -> impl Future<Output = Result<CommitReport, PluginError>> + Send {
-        let cur = self.paths.cur.clone();
+        let paths = Arc::clone(&self.paths);
         let entries = self.entries.clone();
         let seen: Vec<bool> = self
             .read_through
@@ -336,7 +337,8 @@ impl poppet_sdk::Maildrop for MaildirDrop {
                 if !deleted.is_empty() || seen.contains(&true) {
                     lock.verify()?;
                 }
-                let report = apply(&cur, &entries, &deleted, &seen);
+                let (report, removed) = apply(&paths.cur, &entries, &deleted, &seen);
+                quota::record_removal(&paths.dir, removed.bytes, removed.count);
                 // Released only after every change is on disk, so the next session sees them all.
                 lock.release();
                 Ok(report)
@@ -546,8 +548,24 @@ fn locate(
 }
 
 /// Unlinks the deleted messages and flags the ones read through as seen.
-fn apply(cur: &Path, entries: &[Entry], deleted: &[usize], seen: &[bool]) -> CommitReport {
+/// What a commit unlinked itself, as the `maildirsize` quota counts it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Removed {
+    /// The `,S=` sizes of the names, else the files' lengths.
+    bytes: u64,
+    count: u64,
+}
+
+/// Deletes and flags; also says what it unlinked itself (a message another program deleted first
+/// is that program's to count).
+fn apply(
+    cur: &Path,
+    entries: &[Entry],
+    deleted: &[usize],
+    seen: &[bool],
+) -> (CommitReport, Removed) {
     let mut report = CommitReport::default();
+    let mut removed = Removed::default();
     let mut listing = None;
     let known: FxHashSet<FileId> = entries.iter().map(|e| e.id).collect();
     let mut is_deleted = vec![false; entries.len()];
@@ -559,7 +577,13 @@ fn apply(cur: &Path, entries: &[Entry], deleted: &[usize], seen: &[bool]) -> Com
         };
         is_deleted[index] = true;
         match delete(cur, entry, &mut listing, &known) {
-            Ok(()) => report.deleted += 1,
+            Ok(unlinked) => {
+                report.deleted += 1;
+                if unlinked {
+                    removed.count += 1;
+                    removed.bytes += name::s_size(entry.base()).unwrap_or(entry.id.len);
+                }
+            }
             Err(why) => {
                 log::warn!("{}: not deleting {:?}: {why}", cur.display(), entry.name);
                 report.failed += 1;
@@ -576,23 +600,25 @@ fn apply(cur: &Path, entries: &[Entry], deleted: &[usize], seen: &[bool]) -> Com
             }
         }
     }
-    report
+    (report, removed)
 }
 
-/// Unlinks every name of `entry`'s file, and nothing else.
+/// Unlinks every name of `entry`'s file, and nothing else; `Ok(true)` when this call unlinked it,
+/// `Ok(false)` when it was gone already.
 fn delete(
     cur: &Path,
     entry: &Entry,
     listing: &mut Option<Listing>,
     known: &FxHashSet<FileId>,
-) -> Result<(), String> {
+) -> Result<bool, String> {
+    let mut unlinked = false;
     // A name that disappears between finding and unlinking was renamed by another reader just
     // then: look again. Three rounds: a reader renaming the same file on every look is not
     // something to chase forever.
     for _ in 0..3 {
         let paths = match locate(cur, entry, listing, known) {
             Whereabouts::At(paths) => paths,
-            Whereabouts::Gone => return Ok(()),
+            Whereabouts::Gone => return Ok(unlinked),
             Whereabouts::Unsure(why) => return Err(why),
         };
         let mut raced = false;
@@ -600,7 +626,7 @@ fn delete(
             // Checked once more just before the unlink, which has no "only if" form.
             match FileId::at(&path) {
                 Ok(id) if id == entry.id => match fs::remove_file(&path) {
-                    Ok(()) => {}
+                    Ok(()) => unlinked = true,
                     Err(e) if e.kind() == ErrorKind::NotFound => raced = true,
                     Err(e) => return Err(format!("{}: {e}", path.display())),
                 },
@@ -610,7 +636,7 @@ fn delete(
             }
         }
         if !raced {
-            return Ok(());
+            return Ok(unlinked);
         }
         *listing = None;
     }

@@ -25,8 +25,18 @@ pub fn base(name: &[u8]) -> &[u8] {
 
 /// The Maildir++ `,W=` size in the unique part, when present and a plain decimal number.
 pub fn w_size(base: &[u8]) -> Option<u64> {
+    size_field(base, b"W=")
+}
+
+/// The Maildir++ `,S=` size (the file's own) in the unique part, when present and a plain decimal
+/// number: what the `maildirsize` quota counts for the message.
+pub fn s_size(base: &[u8]) -> Option<u64> {
+    size_field(base, b"S=")
+}
+
+fn size_field(base: &[u8], key: &[u8]) -> Option<u64> {
     base.split(|&b| b == b',').skip(1).find_map(|field| {
-        let digits = field.strip_prefix(b"W=")?;
+        let digits = field.strip_prefix(key)?;
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
@@ -165,6 +175,9 @@ mod tests {
         assert_eq!(w_size(b"1.M2.h,W=12x"), None);
         // The first field is the unique name itself, never a size.
         assert_eq!(w_size(b"W=5"), None);
+        assert_eq!(s_size(b"1.M2.h,S=100,W=104"), Some(100));
+        assert_eq!(s_size(b"1.M2.h,W=104"), None);
+        assert_eq!(s_size(b"S=5"), None);
     }
 
     #[test]
