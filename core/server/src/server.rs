@@ -330,6 +330,8 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, key: ListenerKey
         shutdown,
         alive,
     } = ctx;
+    // The `tcp_keepalive` the listener passes on to the connections it accepts.
+    let mut passed_on = None;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -342,6 +344,21 @@ async fn accept_loop(ctx: AcceptContext, listener: TcpListener, key: ListenerKey
         };
         // Each connection gets the settings current when it arrives, and keeps them to its end.
         let shared = read(&current);
+        // Linux copies a listener's socket options to the connections it accepts, so they are set
+        // there, once per settings generation, and no connection pays system calls for them; the
+        // connection that brings new settings gets them itself.
+        let keepalive = shared.config.limits.tcp_keepalive;
+        if passed_on != Some(keepalive) {
+            passed_on = Some(keepalive);
+            for (what, result) in [
+                ("listener", socket_options(&listener, keepalive)),
+                ("connection", socket_options(&stream, keepalive)),
+            ] {
+                if let Err(e) = result {
+                    log::warn!("{}: cannot set TCP options on the {what}: {e}", key.0);
+                }
+            }
+        }
         let keys = listener_keys(&shared.config);
         let Some(listener_config) = keys
             .iter()
@@ -459,10 +476,6 @@ async fn prepare(c: Accepted, slots: &Arc<Slots>) -> Option<(Stream, Prepared, S
             return None;
         }
     };
-    let _ = stream.set_nodelay(true);
-    if let Err(e) = set_keepalive(&stream, limits.tcp_keepalive) {
-        log::warn!("session {id}: cannot turn on TCP keepalive: {e}");
-    }
     let local = stream
         .local_addr()
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -500,25 +513,27 @@ async fn prepare(c: Accepted, slots: &Arc<Slots>) -> Option<(Stream, Prepared, S
     Some((stream, Prepared { info, shared }, slot))
 }
 
-/// Turns on TCP keepalive (see `limits.tcp_keepalive`): after `idle` without a packet the kernel
-/// probes the client's host a quarter of `idle` apart, and after
-/// [`KEEPALIVE_PROBES`](crate::config::KEEPALIVE_PROBES) unanswered probes the next read fails with
-/// `ETIMEDOUT`. Zero leaves the socket as it is (no probes).
-fn set_keepalive(stream: &TcpStream, idle: std::time::Duration) -> nix::Result<()> {
+/// The TCP options of a client connection, on `socket` (a listener passes them on): no Nagle
+/// delay (replies are whole lines, and a pipelined batch is one write), and keepalive (see
+/// `limits.tcp_keepalive`): after `keepalive` without a packet the kernel probes the client's host
+/// a quarter of that apart, and after [`KEEPALIVE_PROBES`](crate::config::KEEPALIVE_PROBES)
+/// unanswered probes the next read fails with `ETIMEDOUT`. Zero turns keepalive off.
+fn socket_options(
+    socket: &impl std::os::fd::AsFd,
+    keepalive: std::time::Duration,
+) -> nix::Result<()> {
     use nix::sys::socket::{setsockopt, sockopt};
-    if idle.is_zero() {
-        return Ok(());
+    setsockopt(socket, sockopt::TcpNoDelay, &true)?;
+    if keepalive.is_zero() {
+        return setsockopt(socket, sockopt::KeepAlive, &false);
     }
     // The config allows 4 s to 9 h in whole seconds.
-    let secs = u32::try_from(idle.as_secs()).unwrap_or(u32::MAX);
-    setsockopt(stream, sockopt::TcpKeepIdle, &secs)?;
-    setsockopt(stream, sockopt::TcpKeepInterval, &(secs / 4).max(1))?;
-    setsockopt(
-        stream,
-        sockopt::TcpKeepCount,
-        &crate::config::KEEPALIVE_PROBES,
-    )?;
-    setsockopt(stream, sockopt::KeepAlive, &true)
+    let secs = u32::try_from(keepalive.as_secs()).unwrap_or(u32::MAX);
+    setsockopt(socket, sockopt::TcpKeepIdle, &secs)?;
+    setsockopt(socket, sockopt::TcpKeepInterval, &(secs / 4).max(1))?;
+    let probes = crate::config::KEEPALIVE_PROBES;
+    setsockopt(socket, sockopt::TcpKeepCount, &probes)?;
+    setsockopt(socket, sockopt::KeepAlive, &true)
 }
 
 /// An IPv4-mapped IPv6 loopback (`::ffff:127.0.0.1`) counts as loopback too.
@@ -559,23 +574,26 @@ mod tests {
     use super::Workers;
     use std::sync::Arc;
 
-    /// The options a session's socket gets, read back from a real accepted connection.
+    /// A connection accepted after the options were set on its listener has them (Linux copies
+    /// them at accept), and setting them again with keepalive off turns it off.
     #[test]
-    fn keepalive_is_set_on_the_accepted_socket_or_left_off() {
+    fn connections_inherit_the_tcp_options_set_on_their_listener() {
         use nix::sys::socket::{getsockopt, sockopt};
+        use std::time::Duration;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let _client = std::net::TcpStream::connect(listener.local_addr().expect("addr"));
-        let accepted =
-            || smol::net::TcpStream::try_from(listener.accept().expect("accept").0).expect("async");
-        let on = accepted();
-        super::set_keepalive(&on, std::time::Duration::from_secs(60)).expect("set");
+        let accept = |keepalive: Duration| {
+            super::socket_options(&listener, keepalive).expect("set");
+            let client = std::net::TcpStream::connect(listener.local_addr().expect("addr"));
+            (client, listener.accept().expect("accept").0)
+        };
+        let (_client, on) = accept(Duration::from_secs(60));
+        assert!(getsockopt(&on, sockopt::TcpNoDelay).expect("get"));
         assert!(getsockopt(&on, sockopt::KeepAlive).expect("get"));
         assert_eq!(getsockopt(&on, sockopt::TcpKeepIdle).expect("get"), 60);
         assert_eq!(getsockopt(&on, sockopt::TcpKeepInterval).expect("get"), 15);
         assert_eq!(getsockopt(&on, sockopt::TcpKeepCount).expect("get"), 4);
-        let _client = std::net::TcpStream::connect(listener.local_addr().expect("addr"));
-        let off = accepted();
-        super::set_keepalive(&off, std::time::Duration::ZERO).expect("set");
+        let (_client, off) = accept(Duration::ZERO);
+        assert!(getsockopt(&off, sockopt::TcpNoDelay).expect("get"));
         assert!(!getsockopt(&off, sockopt::KeepAlive).expect("get"));
     }
 
