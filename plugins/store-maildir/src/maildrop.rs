@@ -547,17 +547,16 @@ fn locate(
     }
 }
 
-/// Unlinks the deleted messages and flags the ones read through as seen.
 /// What a commit unlinked itself, as the `maildirsize` quota counts it.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 struct Removed {
     /// The `,S=` sizes of the names, else the files' lengths.
     bytes: u64,
     count: u64,
 }
 
-/// Deletes and flags; also says what it unlinked itself (a message another program deleted first
-/// is that program's to count).
+/// Unlinks the deleted messages and flags the ones read through as seen; also says what it
+/// unlinked itself (a message another program deleted first is that program's to count).
 fn apply(
     cur: &Path,
     entries: &[Entry],
