@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! <!-- step -->                                           run it; it must exit 0
-//! <!-- step: needs fetchmail -->                           the same, when fetchmail is installed
+//! <!-- step: needs fetchmail -->                           the same, when fetchmail (or any tool
+//!                                                        named there) is installed
 //!                                                        (otherwise the step is skipped, and says so)
 //! <!-- step: serve, wait for "listening on 127.0.0.1:11995" -->
 //!                                                        start it in the background, go on once

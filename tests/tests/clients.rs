@@ -1,5 +1,6 @@
-//! Real POP3 clients against the real server: Python's poplib and curl's pop3://. Each test skips with
-//! a printed reason when its client is not installed (`.ci/run` installs both).
+//! Real POP3 clients against the real server: Python's poplib, curl's pop3:// and mpop (GnuTLS and
+//! GNU SASL underneath, so its TLS and SCRAM are other implementations than the server's). Each
+//! test skips with a printed reason when its client is not installed (`.ci/run` installs them).
 
 #![allow(clippy::unwrap_used)]
 
@@ -148,4 +149,148 @@ fn curl_lists_and_retrieves_messages() {
     let left = maildir_messages(&d.maildir);
     assert_eq!(left.len(), expected.len() - 1);
     assert!(!left.iter().any(|(b, _)| *b == expected[0].0));
+}
+
+/// Runs mpop with the configuration `rc` (written to `dir/mpoprc`, mode 0600 as mpop requires for
+/// a file holding a password) for its account `demo`; exit status and everything it printed.
+fn mpop(dir: &std::path::Path, rc: &str) -> (bool, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("mpoprc");
+    std::fs::write(&file, rc).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new("mpop")
+        .arg("-C")
+        .arg(&file)
+        .arg("demo")
+        .env("HOME", dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The messages mpop delivered into the maildir `into` (its `new/`), sorted by content.
+fn delivered(into: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut got: Vec<Vec<u8>> = maildir_messages(into)
+        .into_iter()
+        .map(|(_, path)| std::fs::read(path).unwrap())
+        .collect();
+    got.sort();
+    got
+}
+
+/// The demo messages as mpop stores them: the server's CRLF text with LF line ends again.
+fn as_stored_by_mpop() -> Vec<Vec<u8>> {
+    let mut want: Vec<Vec<u8>> = expected_messages()
+        .into_iter()
+        .map(|(_, crlf)| {
+            let text = String::from_utf8_lossy(&crlf).replace("\r\n", "\n");
+            text.into_bytes()
+        })
+        .collect();
+    want.sort();
+    want
+}
+
+/// mpop fetches every message, byte for byte, into a maildir, remembering their UIDLs: a second
+/// run fetches nothing, and a run with `keep off` deletes them on the server, at its QUIT.
+#[test]
+fn mpop_fetches_every_message_then_only_new_ones_then_deletes() {
+    if !have_tool("mpop") {
+        poppet_testkit::skip("mpop is not installed (Debian package mpop)");
+        return;
+    }
+    let d = demo();
+    let into = d.dir.path().join("fetched");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(into.join(sub)).unwrap();
+    }
+    let rc = |keep: &str| {
+        format!(
+            "account demo\nhost 127.0.0.1\nport {port}\ntls off\nauth user\nuser demo\n\
+             password demo\ndelivery maildir {into}\nuidls_file {uidls}\nkeep {keep}\n\
+             received_header off\n",
+            port = d.server.addr.port(),
+            into = into.display(),
+            uidls = d.dir.path().join("uidls").display(),
+        )
+    };
+    let (ok, out) = mpop(d.dir.path(), &rc("on"));
+    assert!(ok, "mpop: {out}\n{}", d.server.log());
+    assert_eq!(delivered(&into), as_stored_by_mpop(), "{out}");
+    assert_eq!(
+        maildir_messages(&d.maildir).len(),
+        expected_messages().len()
+    );
+
+    // Known UIDLs: nothing fetched again.
+    let (ok, out) = mpop(d.dir.path(), &rc("on"));
+    assert!(ok, "mpop: {out}");
+    assert_eq!(delivered(&into).len(), expected_messages().len(), "{out}");
+
+    // keep off: the messages it has are deleted on the server (RFC 1939: at QUIT).
+    let (ok, out) = mpop(d.dir.path(), &rc("off"));
+    assert!(ok, "mpop: {out}");
+    assert_eq!(maildir_messages(&d.maildir).len(), 0, "{out}");
+    assert!(
+        d.server
+            .wait_for_log("reason=quit", std::time::Duration::from_secs(10))
+    );
+    assert_eq!(delivered(&into).len(), expected_messages().len());
+}
+
+/// mpop over STLS and over implicit TLS (GnuTLS checking the server's certificate against the
+/// file the server generated), logging in with SCRAM-SHA-256 (GNU SASL) as a user whose password
+/// is stored `{PLAIN}`; a wrong password is refused.
+#[test]
+fn mpop_over_stls_and_implicit_tls_with_scram_sha_256() {
+    if !have_tool("mpop") {
+        poppet_testkit::skip("mpop is not installed (Debian package mpop)");
+        return;
+    }
+    let d = common::demo_with_listeners(
+        r#"(address: "127.0.0.1:0"), (address: "127.0.0.1:0", tls: implicit)"#,
+        r#"tls: (cert: "{dir}/cert.pem", key: "{dir}/key.pem", generate_self_signed: true),"#,
+    );
+    poppet_testkit::copy_dir(
+        &poppet_testkit::demo_maildir(),
+        &d.dir.path().join("mail/plain/Maildir"),
+    );
+    let rc = |port: u16, starttls: &str, password: &str, into: &std::path::Path| {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(into.join(sub)).unwrap();
+        }
+        format!(
+            "account demo\nhost 127.0.0.1\nport {port}\ntls on\ntls_starttls {starttls}\n\
+             tls_trust_file {cert}\nauth scram-sha-256\nuser plain\npassword {password}\n\
+             delivery maildir {into}\nuidls_file {into}/uidls\nkeep on\n\
+             received_header off\n",
+            cert = d.dir.path().join("cert.pem").display(),
+            into = into.display(),
+        )
+    };
+    for (port, starttls, name) in [
+        (d.server.addrs[0].port(), "on", "stls"),
+        (d.server.addrs[1].port(), "off", "implicit"),
+    ] {
+        let into = d.dir.path().join(name);
+        let (ok, out) = mpop(d.dir.path(), &rc(port, starttls, "plain-secret", &into));
+        assert!(ok, "mpop {name}: {out}\n{}", d.server.log());
+        assert_eq!(delivered(&into), as_stored_by_mpop(), "{name}: {out}");
+        let into = d.dir.path().join(format!("{name}-wrong"));
+        let (ok, out) = mpop(d.dir.path(), &rc(port, starttls, "wrong", &into));
+        assert!(!ok, "mpop {name} logged in with a wrong password: {out}");
+        assert!(delivered(&into).is_empty());
+    }
+    let log = d.server.log();
+    assert_eq!(
+        log.matches("mechanism=SCRAM-SHA-256 tls=TLSv1_3").count(),
+        2,
+        "{log}"
+    );
 }
