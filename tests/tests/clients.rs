@@ -1,6 +1,7 @@
-//! Real POP3 clients against the real server: Python's poplib, curl's pop3:// and mpop (GnuTLS and
-//! GNU SASL underneath, so its TLS and SCRAM are other implementations than the server's). Each
-//! test skips with a printed reason when its client is not installed (`.ci/run` installs them).
+//! Real POP3 clients against the real server: Python's poplib, curl's pop3://, mpop (GnuTLS and GNU
+//! SASL underneath, so its TLS and SCRAM are other implementations than the server's) and fetchmail
+//! (OpenSSL). Each test skips with a printed reason when its client is not installed (`.ci/run`
+//! installs them).
 
 #![allow(clippy::unwrap_used)]
 
@@ -293,4 +294,101 @@ fn mpop_over_stls_and_implicit_tls_with_scram_sha_256() {
         2,
         "{log}"
     );
+}
+
+/// fetchmail (OpenSSL underneath) over STLS, checking the server's generated certificate, hands
+/// every message to an MDA command; it remembers the UIDLs (`--uidl`), so a second run fetches
+/// nothing, and `--flush --nokeep` deletes them on the server.
+#[test]
+fn fetchmail_fetches_over_stls_remembers_uidls_and_flushes() {
+    if !have_tool("fetchmail") {
+        poppet_testkit::skip("fetchmail is not installed (Debian package fetchmail)");
+        return;
+    }
+    let d = common::demo_with_listeners(
+        r#"(address: "127.0.0.1:0")"#,
+        r#"tls: (cert: "{dir}/cert.pem", key: "{dir}/key.pem", generate_self_signed: true),"#,
+    );
+    let dir = d.dir.path();
+    let out = dir.join("fetched");
+    std::fs::create_dir_all(&out).unwrap();
+    let rc = dir.join("fetchmailrc");
+    // One file per message, named by fetchmail's message number.
+    std::fs::write(
+        &rc,
+        format!(
+            "poll localhost protocol pop3 port {port}\n    user \"demo\" password \"demo\" is \"root\" here\n    sslproto tls1.2+ sslcertck sslcertfile {cert}\n    keep\n    mda \"/bin/sh -c 'cat > {out}/%s.$$'\"\n",
+            port = d.server.addr.port(),
+            cert = dir.join("cert.pem").display(),
+            out = out.display(),
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let fetchmail = |extra: &[&str]| {
+        let o = Command::new("fetchmail")
+            .arg("--fetchmailrc")
+            .arg(&rc)
+            .arg("--idfile")
+            .arg(dir.join("ids"))
+            .args(["--uidl", "--nodetach", "--verbose"])
+            .args(extra)
+            .env("HOME", dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // 0: mail fetched; 1: no new mail.
+        (o.status.code(), text)
+    };
+    let files = || std::fs::read_dir(&out).unwrap().count();
+    let (code, log) = fetchmail(&[]);
+    assert_eq!(code, Some(0), "{log}\n{}", d.server.log());
+    assert!(
+        log.contains("STLS"),
+        "fetchmail did not upgrade with STLS:\n{log}"
+    );
+    let expected = expected_messages();
+    assert_eq!(files(), expected.len(), "{log}");
+    // fetchmail adds its own header lines (Received, Delivered-To); the rest is the message.
+    let mut got: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    got.sort();
+    for (uidl, crlf) in &expected {
+        let text = String::from_utf8_lossy(crlf).replace("\r\n", "\n");
+        let (head, body) = text.split_once("\n\n").unwrap();
+        assert!(
+            got.iter()
+                .any(|g| g.ends_with(body) && head.lines().all(|l| g.lines().any(|gl| gl == l))),
+            "message {uidl} not delivered intact"
+        );
+    }
+    let ids = std::fs::read_to_string(dir.join("ids")).unwrap();
+    for (uidl, _) in &expected {
+        assert!(
+            ids.contains(uidl.as_str()),
+            "{uidl} not in fetchmail's idfile:\n{ids}"
+        );
+    }
+
+    // The UIDLs it knows: nothing new.
+    let (code, log) = fetchmail(&[]);
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(files(), expected.len());
+    assert_eq!(maildir_messages(&d.maildir).len(), expected.len());
+
+    // --flush --nokeep: the old messages are deleted on the server (at its QUIT).
+    let (code, log) = fetchmail(&["--flush", "--nokeep"]);
+    assert!(matches!(code, Some(0 | 1)), "{log}");
+    assert_eq!(maildir_messages(&d.maildir).len(), 0, "{log}");
+    assert_eq!(files(), expected.len());
 }
