@@ -152,13 +152,19 @@ fn curl_lists_and_retrieves_messages() {
     assert!(!left.iter().any(|(b, _)| *b == expected[0].0));
 }
 
-/// Runs mpop with the configuration `rc` (written to `dir/mpoprc`, mode 0600 as mpop requires for
-/// a file holding a password) for its account `demo`; exit status and everything it printed.
-fn mpop(dir: &std::path::Path, rc: &str) -> (bool, String) {
+/// Writes a client's configuration file holding a password, readable by its owner alone (mpop and
+/// fetchmail refuse one that others can read).
+fn write_private(file: &std::path::Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
+    std::fs::write(file, text).unwrap();
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Runs mpop with the configuration `rc` (written to `dir/mpoprc`) for its account `demo`; exit
+/// status and everything it printed.
+fn mpop(dir: &std::path::Path, rc: &str) -> (bool, String) {
     let file = dir.join("mpoprc");
-    std::fs::write(&file, rc).unwrap();
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_private(&file, rc);
     let out = Command::new("mpop")
         .arg("-C")
         .arg(&file)
@@ -167,12 +173,7 @@ fn mpop(dir: &std::path::Path, rc: &str) -> (bool, String) {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), poppet_testkit::output_text(&out))
 }
 
 /// The messages mpop delivered into the maildir `into` (its `new/`), sorted by content.
@@ -314,20 +315,15 @@ fn fetchmail_fetches_over_stls_remembers_uidls_and_flushes() {
     std::fs::create_dir_all(&out).unwrap();
     let rc = dir.join("fetchmailrc");
     // One file per message, named by fetchmail's message number.
-    std::fs::write(
+    write_private(
         &rc,
-        format!(
+        &format!(
             "poll localhost protocol pop3 port {port}\n    user \"demo\" password \"demo\" is \"root\" here\n    sslproto tls1.2+ sslcertck sslcertfile {cert}\n    keep\n    mda \"/bin/sh -c 'cat > {out}/%s.$$'\"\n",
             port = d.server.addr.port(),
             cert = dir.join("cert.pem").display(),
             out = out.display(),
         ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    );
     let fetchmail = |extra: &[&str]| {
         let o = Command::new("fetchmail")
             .arg("--fetchmailrc")
@@ -340,13 +336,8 @@ fn fetchmail_fetches_over_stls_remembers_uidls_and_flushes() {
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
         // 0: mail fetched; 1: no new mail.
-        (o.status.code(), text)
+        (o.status.code(), poppet_testkit::output_text(&o))
     };
     let files = || std::fs::read_dir(&out).unwrap().count();
     let (code, log) = fetchmail(&[]);

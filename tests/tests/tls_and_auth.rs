@@ -31,12 +31,7 @@ fn python(script: &str, args: &[String]) -> Option<(bool, String)> {
         .args(args)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((out.status.success(), text))
+    Some((out.status.success(), poppet_testkit::output_text(&out)))
 }
 
 const POPLIB_TLS: &str = r#"

@@ -78,12 +78,16 @@ pub fn check_file(path: &Path) -> (bool, String) {
         .arg(path)
         .output()
         .unwrap();
-    let text = format!(
+    (out.status.success(), output_text(&out))
+}
+
+/// Everything a finished command printed: its standard output, then its standard error.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    )
 }
 
 /// Like [`check_file`] for config text, written to `dir/name`.
