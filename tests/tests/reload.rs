@@ -119,7 +119,8 @@ fn sighup_rereads_the_certificate() {
     std::fs::remove_file(dir.join("key.pem")).unwrap();
     d.server.reload();
     assert!(
-        d.server.wait_for_log("reloaded", Duration::from_secs(20)),
+        d.server
+            .wait_for_log("new sessions use the new settings", Duration::from_secs(20)),
         "{}",
         d.server.log()
     );
@@ -129,4 +130,62 @@ fn sighup_rereads_the_certificate() {
         "untrusted",
         "new connections present the new certificate"
     );
+}
+
+/// `limits.tcp_keepalive` follows a reload: connections accepted after it get the new value (here:
+/// off), those accepted before keep theirs. Read from the kernel with `ss`, which shows a
+/// keepalive timer on a socket that has keepalive on.
+#[test]
+fn tcp_keepalive_follows_a_reload_for_new_connections() {
+    use std::io::BufRead as _;
+    if !have_tool("ss") {
+        poppet_testkit::skip("ss is not installed (Debian package iproute2)");
+        return;
+    }
+    let d = common::demo_with(r#"limits: (tcp_keepalive: "60s"),"#);
+    let server_port = d.server.addr.port();
+    // Connected and greeted: the server has accepted it and set its options.
+    let connect = || {
+        let stream = std::net::TcpStream::connect(d.server.addr).unwrap();
+        let mut greeting = String::new();
+        std::io::BufReader::new(&stream)
+            .read_line(&mut greeting)
+            .unwrap();
+        assert!(greeting.starts_with("+OK"), "{greeting}");
+        stream
+    };
+    // The server's end of `client`'s connection, as `ss` prints it.
+    let server_side = |client: &std::net::TcpStream| {
+        let port = client.local_addr().unwrap().port();
+        let filter = format!("( sport = :{server_port} and dport = :{port} )");
+        let out = std::process::Command::new("ss")
+            .args(["-tnoH", "state", "established", &filter])
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            line.contains(&format!(":{port}")),
+            "ss found no such socket: {line}"
+        );
+        line
+    };
+    let before = connect();
+    let line = server_side(&before);
+    assert!(line.contains("timer:(keepalive,"), "{line}");
+
+    rewrite(
+        d.dir.path(),
+        &common::config(d.dir.path(), r#"limits: (tcp_keepalive: "0s"),"#),
+    );
+    assert!(
+        d.server
+            .wait_for_log("new sessions use the new settings", Duration::from_secs(20)),
+        "{}",
+        d.server.log()
+    );
+    let after = connect();
+    let line = server_side(&after);
+    assert!(!line.contains("keepalive"), "{line}\n{}", d.server.log());
+    let line = server_side(&before);
+    assert!(line.contains("timer:(keepalive,"), "{line}");
 }
