@@ -501,3 +501,48 @@ fn deletions_are_recorded_in_maildirsize_so_a_quota_delivery_agent_takes_mail_ag
         "still over quota:\n{after}"
     );
 }
+
+/// A message file with two names in `cur/` (what a reader killed between the link and the unlink
+/// of a flag rename leaves) is one message: listed once under its own UIDL, the extra name removed,
+/// and a DELE + QUIT deletes it for good. It used to be served twice (the second under a hashed
+/// UIDL), and deleting it left the other name, so it came back: the kill -9 fault test caught that.
+#[test]
+fn a_message_file_with_two_names_is_one_message_and_is_deleted_for_good() {
+    let d = demo();
+    let cur = d.maildir.join("cur");
+    let expected = expected_messages();
+    let (base, _) = &expected[1];
+    let name = std::fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with(base.as_str()))
+        .expect("message 2 is in cur/");
+    let flagged = format!("{base}:2,S");
+    assert_ne!(name, flagged, "pick a message not flagged seen yet");
+    std::fs::hard_link(cur.join(&name), cur.join(&flagged)).unwrap();
+
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    let total: usize = expected.iter().map(|(_, b)| b.len()).sum();
+    assert_eq!(c.cmd("STAT"), format!("+OK {} {total}", expected.len()));
+    let (_, uidl) = c.multi("UIDL");
+    let uidl = String::from_utf8(uidl).unwrap();
+    assert!(uidl.contains(&format!("2 {base}\r\n")), "{uidl}");
+    // The rename is completed: the name it was renamed to stays.
+    assert!(!cur.join(&name).exists() && cur.join(&flagged).exists());
+    assert!(c.cmd("DELE 2").starts_with("+OK"));
+    assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (1 messages deleted)");
+    common::assert_demo_left(&d.maildir, &[1]);
+
+    let mut c = Client::connect(d.server.addr);
+    c.login("demo", "demo");
+    assert!(
+        c.cmd("STAT")
+            .starts_with(&format!("+OK {} ", expected.len() - 1))
+    );
+    assert!(
+        d.server.log().contains("a second name of"),
+        "{}",
+        d.server.log()
+    );
+}

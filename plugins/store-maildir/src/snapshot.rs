@@ -173,7 +173,7 @@ pub fn take(dir: &Path, source: &UidlSource) -> Result<Snapshot, PluginError> {
     let (entries, cached): (Vec<Entry>, Vec<Option<u64>>) = match listed {
         Some(rows) => rows.into_iter().filter_map(listed_entry).unzip(),
         None => {
-            let mut entries = scan_cur(dir)?;
+            let mut entries = one_name_per_file(&cur, scan_cur(dir)?);
             sort_entries(&mut entries);
             assign_keys(&mut entries);
             let cached = entries.iter().map(|e| cache.get(&e.key, e.stamp)).collect();
@@ -438,6 +438,50 @@ fn move_new(dir: &Path) -> Result<(), PluginError> {
         }
     }
     Ok(())
+}
+
+/// One entry per message file. A file with two names in `cur/` is what a reader killed between
+/// the link and the unlink of a rename leaves behind, ours among them: the seen flag is added with
+/// `files::rename_no_replace`, a link then an unlink. Listed as it was, one message was served as
+/// two (the second under a hashed UIDL: a client downloaded it twice), and deleting it removed one
+/// name, so it came back in the next session. The rename is completed instead: the name with the
+/// most flags (the one it was renamed to) stays, and the other names of the same file are
+/// unlinked, which loses nothing; this runs under the session lock, like the move from `new/`.
+fn one_name_per_file(cur: &Path, entries: Vec<Entry>) -> Vec<Entry> {
+    let flags = |e: &Entry| {
+        let name = e.name.as_bytes();
+        name.iter()
+            .position(|&b| b == b':')
+            .map_or(0, |i| name.len() - i)
+    };
+    let mut at: std::collections::HashMap<(u64, u64), usize> = std::collections::HashMap::new();
+    let mut kept: Vec<Entry> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some(&i) = at.get(&(entry.id.dev, entry.id.ino)) else {
+            at.insert((entry.id.dev, entry.id.ino), kept.len());
+            kept.push(entry);
+            continue;
+        };
+        let extra = if (flags(&entry), &entry.name) > (flags(&kept[i]), &kept[i].name) {
+            std::mem::replace(&mut kept[i], entry)
+        } else {
+            entry
+        };
+        let path = cur.join(&extra.name);
+        // Checked again just before the unlink: only a second name of this very file goes.
+        if FileId::at(&path).is_ok_and(|id| id == extra.id) {
+            log::info!(
+                "{}: {:?} is a second name of {:?} (an interrupted rename); removing it",
+                cur.display(),
+                extra.name,
+                kept[i].name
+            );
+            if let Err(e) = fs::remove_file(&path) {
+                log::warn!("{}: cannot remove {:?}: {e}", cur.display(), extra.name);
+            }
+        }
+    }
+    kept
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
