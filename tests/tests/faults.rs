@@ -99,6 +99,22 @@ impl Plan {
     }
 }
 
+/// A login refused after a restart: a lock left by the dead server may refuse us, but not for longer
+/// than the stale bound (plus room for a slow machine). Pauses briefly before the caller retries.
+fn refused_until_stale(reply: &str, restarted: Instant) {
+    assert!(
+        reply.contains("[IN-USE]") || reply.contains("[SYS/TEMP]"),
+        "{reply}"
+    );
+    assert!(
+        restarted.elapsed() < STALE_AFTER + Duration::from_secs(10),
+        "still refused {:?} after the restart: {reply}",
+        restarted.elapsed()
+    );
+    // Bounded by the assertion above; a short pause keeps the retry from spinning.
+    std::thread::sleep(Duration::from_millis(50));
+}
+
 /// What the client knows, across all rounds.
 #[derive(Default)]
 struct Books {
@@ -145,19 +161,7 @@ fn session(
         return false;
     };
     if !reply.starts_with("+OK") {
-        // A lock left by the dead server may refuse us, but not for longer than the stale bound
-        // (plus room for a slow machine).
-        assert!(
-            reply.contains("[IN-USE]") || reply.contains("[SYS/TEMP]"),
-            "{reply}"
-        );
-        assert!(
-            restarted.elapsed() < STALE_AFTER + Duration::from_secs(10),
-            "still refused {:?} after the restart: {reply}",
-            restarted.elapsed()
-        );
-        // Bounded by the assertion above; a short pause keeps the retry from spinning.
-        std::thread::sleep(Duration::from_millis(50));
+        refused_until_stale(&reply, restarted);
         return true;
     }
     books.sessions += 1;
@@ -368,14 +372,7 @@ fn kill_9_at_random_points(store: Store, test: &str) {
         if reply.starts_with("+OK") {
             break c;
         }
-        assert!(reply.contains("[IN-USE]"), "{reply}");
-        assert!(
-            restarted.elapsed() < STALE_AFTER + Duration::from_secs(10),
-            "still refused {:?} after the restart: {reply}",
-            restarted.elapsed()
-        );
-        // Bounded by the assertion above; a short pause keeps the retry from spinning.
-        std::thread::sleep(Duration::from_millis(50));
+        refused_until_stale(&reply, restarted);
     };
     let stat = c.cmd("STAT");
     assert_eq!(c.cmd("QUIT"), "+OK Poppet signing off (0 messages deleted)");

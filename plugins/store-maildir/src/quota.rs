@@ -25,38 +25,28 @@ pub fn record_removal(dir: &Path, bytes: u64, count: u64) {
         return;
     }
     let path = dir.join(FILE);
+    let line = format!("-{bytes} -{count}\n");
     // Not through a symbolic link and without blocking on a fifo, whatever is there; never created.
-    let file = OpenOptions::new()
+    // One write(2) on an O_APPEND descriptor, as the format asks: lines of writers appending at the
+    // same time never mix.
+    let appended = OpenOptions::new()
         .append(true)
         .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
-        .open(&path);
-    let mut file = match file {
-        Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return,
-        Err(e) => {
-            log::warn!(
-                "{}: cannot record the removal of {count} messages: {e}",
-                path.display()
-            );
-            return;
-        }
-    };
-    // One write(2) on an O_APPEND descriptor, as the format asks: lines of writers appending at
-    // the same time never mix.
-    let line = format!("-{bytes} -{count}\n");
-    match file.write(line.as_bytes()) {
-        Ok(n) if n == line.len() => {}
-        Ok(n) => log::warn!(
-            "{}: the removal of {count} messages was written short ({n} of {} octets)",
-            path.display(),
-            line.len()
+        .open(&path)
+        .and_then(|mut file| match file.write(line.as_bytes())? {
+            n if n == line.len() => Ok(()),
+            n => Err(std::io::Error::other(format!(
+                "written short ({n} of {} octets)",
+                line.len()
+            ))),
+        });
+    match appended {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => log::warn!(
+            "{}: cannot record the removal of {count} messages: {e}",
+            path.display()
         ),
-        Err(e) => {
-            log::warn!(
-                "{}: cannot record the removal of {count} messages: {e}",
-                path.display()
-            );
-        }
     }
 }
 
